@@ -1,0 +1,1 @@
+"""nto_etl: Northern Trail Outfitters' CRM <-> Marketing Cloud Engagement integration."""

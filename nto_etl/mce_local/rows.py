@@ -1,0 +1,132 @@
+"""The row engine: apply text rows to a data extension with MCE's rules, all in SQL.
+
+Both SOAP row writes and import definitions land here. The caller puts the incoming
+rows in a table with `__ord` (row position), one VARCHAR column per mapped field and
+one `__p<i>` boolean per field (was the value supplied at all). The engine decides
+each row's fate in an `__outcome` table, applies the good rows, and leaves the
+per-field refusals in `__problems` for the caller to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import duckdb
+
+from nto_etl.mce_local.fieldtypes import FieldDef, lit, problem_sql, q, value_sql
+
+Mode = Literal["insert", "upsert", "update"]
+
+
+def presence(i: int) -> str:
+    return f'"__p{i}"'
+
+
+def apply_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    fields: Sequence[FieldDef],
+    incoming: str,
+    mode: Mode,
+) -> None:
+    """Fill `__problems(__ord, field, code, message)` and `__outcome(__ord, status)`, then write.
+
+    status: insert | update | error | exists (insert mode, key taken) | missing (update
+    mode, key absent) | duplicate (a later row in the same batch has the same key).
+    """
+    pk = [(i, f) for i, f in enumerate(fields) if f.is_primary_key]
+    con.execute("DROP TABLE IF EXISTS __problems; DROP TABLE IF EXISTS __outcome; DROP TABLE IF EXISTS __exists")
+
+    # Per-field refusals, with insert semantics (absent = NULL) and update semantics (absent = keep).
+    selects = []
+    for i, f in enumerate(fields):
+        src = f"inc.{q(f.name)}"
+        selects.append(
+            f"SELECT __ord, {lit(f.name)} AS field, {problem_sql(f, src)} AS ins, "
+            f"{problem_sql(f, src, present=presence(i))} AS upd FROM {incoming} inc"
+        )
+    con.execute(
+        "CREATE TEMP TABLE __problems_all AS SELECT * FROM (" + " UNION ALL ".join(selects) + ") "
+        "WHERE ins IS NOT NULL OR upd IS NOT NULL"
+    )
+
+    if pk:
+        match = " AND ".join(f"de.{q(f.name)} = {value_sql(f, 'inc.' + q(f.name))}" for _, f in pk)
+        con.execute(
+            f"CREATE TEMP TABLE __exists AS SELECT DISTINCT inc.__ord FROM {incoming} inc "
+            f"JOIN {table} de ON {match}"
+        )
+        key_cols = ", ".join(f"inc.{q(f.name)}" for _, f in pk)
+        rank = f"row_number() OVER (PARTITION BY {key_cols} ORDER BY inc.__ord DESC)"
+    else:
+        con.execute("CREATE TEMP TABLE __exists (__ord INTEGER)")
+        rank = "1"
+
+    errors_for = "CASE WHEN e.__ord IS NOT NULL AND '{mode}' <> 'insert' THEN p.upd ELSE p.ins END"
+    con.execute(
+        f"""
+        CREATE TEMP TABLE __outcome AS
+        WITH ranked AS (SELECT inc.__ord, {rank} AS rnk FROM {incoming} inc),
+        failing AS (
+            SELECT DISTINCT p.__ord FROM __problems_all p LEFT JOIN __exists e USING (__ord)
+            WHERE {errors_for.format(mode=mode)} IS NOT NULL
+        )
+        SELECT r.__ord,
+            CASE
+                WHEN f.__ord IS NOT NULL THEN 'error'
+                WHEN r.rnk > 1 THEN 'duplicate'
+                WHEN e.__ord IS NOT NULL AND {lit(mode)} = 'insert' THEN 'exists'
+                WHEN e.__ord IS NULL AND {lit(mode)} = 'update' THEN 'missing'
+                WHEN e.__ord IS NOT NULL THEN 'update'
+                ELSE 'insert'
+            END AS status
+        FROM ranked r LEFT JOIN failing f USING (__ord) LEFT JOIN __exists e USING (__ord)
+        """
+    )
+    con.execute(
+        f"""
+        CREATE TEMP TABLE __problems AS
+        SELECT p.__ord, p.field,
+            CAST(split_part({errors_for.format(mode=mode)}, '|', 1) AS INTEGER) AS code,
+            split_part({errors_for.format(mode=mode)}, '|', 2) AS message
+        FROM __problems_all p LEFT JOIN __exists e USING (__ord)
+        WHERE {errors_for.format(mode=mode)} IS NOT NULL
+        ORDER BY p.__ord
+        """
+    )
+    con.execute("DROP TABLE __problems_all")
+
+    if pk:
+        sets = ", ".join(
+            f"{q(f.name)} = CASE WHEN inc.{presence(i)} THEN {value_sql(f, 'inc.' + q(f.name))} "
+            f"ELSE de.{q(f.name)} END"
+            for i, f in enumerate(fields)
+            if not f.is_primary_key
+        )
+        if sets:
+            con.execute(
+                f"UPDATE {table} AS de SET {sets} FROM {incoming} inc JOIN __outcome o USING (__ord) "
+                f"WHERE o.status = 'update' AND {match}"
+            )
+    columns = ", ".join(q(f.name) for f in fields)
+    values = ", ".join(value_sql(f, "inc." + q(f.name)) for f in fields)
+    con.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {values} FROM {incoming} inc "
+        f"JOIN __outcome o USING (__ord) WHERE o.status = 'insert' ORDER BY inc.__ord"
+    )
+
+
+def delete_rows(
+    con: duckdb.DuckDBPyConnection, table: str, fields: Sequence[FieldDef], incoming: str
+) -> None:
+    """Delete rows by primary key; `__outcome` says deleted or missing per row."""
+    pk = [f for f in fields if f.is_primary_key]
+    match = " AND ".join(f"de.{q(f.name)} = {value_sql(f, 'inc.' + q(f.name))}" for f in pk)
+    con.execute("DROP TABLE IF EXISTS __outcome")
+    con.execute(
+        f"CREATE TEMP TABLE __outcome AS SELECT inc.__ord, CASE WHEN EXISTS "
+        f"(SELECT 1 FROM {table} de WHERE {match}) THEN 'deleted' ELSE 'missing' END AS status "
+        f"FROM {incoming} inc"
+    )
+    con.execute(f"DELETE FROM {table} de USING {incoming} inc WHERE {match}")

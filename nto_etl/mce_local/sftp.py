@@ -1,0 +1,92 @@
+"""The local Enhanced FTP: a real SSH/SFTP server (asyncssh) chrooted to the state directory.
+
+Folders Import, Export and Reports; password and public-key login; at most ten
+simultaneous connections, as MCE allows.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+from pathlib import Path
+
+import asyncssh
+
+log = logging.getLogger(__name__)
+
+FOLDERS = ("Import", "Export", "Reports")
+MAX_CONNECTIONS = 10
+
+
+class _Gate:
+    def __init__(self) -> None:
+        self.active = 0
+
+
+class _EnhancedFtpServer(asyncssh.SSHServer):
+    def __init__(self, username: str, password: str, authorized_keys: Path | None, gate: _Gate) -> None:
+        self._username = username
+        self._password = password
+        self._authorized_keys = authorized_keys
+        self._gate = gate
+        self._counted = False
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        if self._gate.active >= MAX_CONNECTIONS:
+            conn.disconnect(asyncssh.DISC_TOO_MANY_CONNECTIONS, f"at most {MAX_CONNECTIONS} simultaneous connections")
+            return
+        self._gate.active += 1
+        self._counted = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            self._gate.active -= 1
+            self._counted = False
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # authentication is always required
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return secrets.compare_digest(username, self._username) and secrets.compare_digest(password, self._password)
+
+    def public_key_auth_supported(self) -> bool:
+        return self._authorized_keys is not None and self._authorized_keys.exists()
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        if not secrets.compare_digest(username, self._username):
+            return False
+        keys = asyncssh.read_authorized_keys(str(self._authorized_keys))
+        return bool(keys.validate(key, "", "127.0.0.1"))
+
+
+def host_key(state_dir: Path) -> asyncssh.SSHKey:
+    """The server's host key, created once and kept so known_hosts stays valid across restarts."""
+    path = state_dir / "ssh_host_ed25519_key"
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        key.write_private_key(str(path))
+        path.chmod(0o600)
+    return asyncssh.read_private_key(str(path))
+
+
+async def start_sftp(
+    root: Path, host: str, port: int, username: str, password: str, key: asyncssh.SSHKey,
+    authorized_keys: Path | None = None,
+) -> asyncssh.SSHAcceptor:
+    for folder in FOLDERS:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    gate = _Gate()
+    return await asyncssh.create_server(
+        lambda: _EnhancedFtpServer(username, password, authorized_keys, gate),
+        host,
+        port,
+        server_host_keys=[key],
+        sftp_factory=functools.partial(asyncssh.SFTPServer, chroot=str(root).encode()),
+        allow_scp=False,
+        login_timeout=60,
+        keepalive_interval=0,
+    )
