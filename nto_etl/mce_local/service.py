@@ -35,6 +35,17 @@ XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=
 
 
 @dataclass
+class InjectedFault:
+    """A failure the service answers with instead of doing the work (tests, fault drills)."""
+
+    operation: str  # a SOAPAction, or "*" for any
+    api_code: int | None = 17  # the apifault Code of a soap:Server fault; None for a bare HTTP error
+    http_status: int = 500
+    message: str = "Rate Limited: an abnormal spike in your call volume"
+    remaining: int = 1
+
+
+@dataclass
 class SoapReply:
     status: int
     body: bytes
@@ -54,6 +65,21 @@ class MceService:
         self._cursors: dict[str, tuple[str, list[str], list[Any]]] = {}
         self._cursor_lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self.faults: list[InjectedFault] = []
+        self.auth_failures = 0
+        self._fault_lock = threading.Lock()
+
+    def inject(self, fault: InjectedFault) -> None:
+        with self._fault_lock:
+            self.faults.append(fault)
+
+    def _injected(self, action: str) -> InjectedFault | None:
+        with self._fault_lock:
+            for f in self.faults:
+                if f.remaining > 0 and f.operation in (action, "*"):
+                    f.remaining -= 1
+                    return f
+        return None
 
     # -- entry point ----------------------------------------------------------------------------
     def handle(self, soap_action: str, payload: bytes, actor: str) -> SoapReply:
@@ -65,11 +91,17 @@ class MceService:
         if action not in OPERATIONS:
             return SoapReply(500, fault("soap:Client", f"Server did not recognize the value of HTTP Header SOAPAction: {action}."))
         if not self._authenticated(envelope):
+            self.auth_failures += 1
             return SoapReply(500, fault("q0:Security", "Login failed", actor=actor))
         body = envelope.find(f"{{{SOAP_ENV}}}Body")
         if body is None or len(body) == 0:
             return SoapReply(500, fault("soap:Client", "The SOAP Body is missing."))
         self.calls[action] = self.calls.get(action, 0) + 1
+        injected = self._injected(action)
+        if injected is not None:
+            if injected.api_code is None:
+                return SoapReply(injected.http_status, b"")
+            return SoapReply(injected.http_status, fault("soap:Server", injected.message, api_code=injected.api_code, actor=actor))
         try:
             request = self.codec.parse(action, body[0])
             value = getattr(self, f"_op_{action}")(request)

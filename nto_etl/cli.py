@@ -1,0 +1,107 @@
+"""The `nto-etl` command: ping MCE, run the local MCE, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from nto_etl.mce.errors import (
+    MceAuthenticationError,
+    MceConfigurationError,
+    MceError,
+    MceUnavailableError,
+    MceUnreachableError,
+)
+
+
+def _ping(args: argparse.Namespace) -> int:
+    from nto_etl.mce.client import MceClient
+    from nto_etl.mce.settings import MceSettings
+
+    try:
+        if args.local_info:
+            from nto_etl.connections import local_settings
+
+            settings, _ = local_settings(json.loads(Path(args.local_info).read_text()))
+        else:
+            settings = MceSettings.from_env()
+        client = MceClient(settings)
+        status = client.ping()
+    except MceConfigurationError as exc:
+        print(f"not configured: {exc}. See README 'Pointing at a real tenant'.", file=sys.stderr)
+        return 2
+    except MceAuthenticationError as exc:
+        print(f"bad credentials: {exc}", file=sys.stderr)
+        return 3
+    except MceUnreachableError as exc:
+        print(f"unreachable: {exc}", file=sys.stderr)
+        return 4
+    except MceUnavailableError as exc:
+        print(f"MCE is not available: {exc}", file=sys.stderr)
+        return 5
+    except MceError as exc:
+        print(f"MCE error: {exc}", file=sys.stderr)
+        return 6
+    print(f"MCE system status: {status.status} ({client.soap.endpoint})")
+    return 0
+
+
+def _mce_local(args: argparse.Namespace) -> int:
+    from nto_etl.mce_local import LocalMce
+
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    mce = LocalMce(state_dir, host=args.host, http_port=args.http_port, sftp_port=args.sftp_port)
+    info = mce.start()
+    print(info.to_json(), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    mce.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nto_etl.walkthrough import run_walkthrough
+
+    return run_walkthrough(Path(args.state_dir), Path(args.data_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nto-etl", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ping = sub.add_parser("ping", help="GetSystemStatus against the configured MCE (NTO_MCE_* variables)")
+    ping.add_argument("--local-info", help="a JSON file as printed by `nto-etl mce-local` instead of the environment")
+    ping.set_defaults(func=_ping)
+
+    local = sub.add_parser("mce-local", help="run the local MCE (SOAP/HTTP + OAuth2 + SFTP) on loopback")
+    local.add_argument("--state-dir", help="where data extensions, files and credentials persist (default: temporary)")
+    local.add_argument("--host", default="127.0.0.1", help="a loopback address")
+    local.add_argument("--http-port", type=int, default=0, help="0 picks a free port")
+    local.add_argument("--sftp-port", type=int, default=0, help="0 picks a free port")
+    local.set_defaults(func=_mce_local)
+
+    demo = sub.add_parser("demo", help="run the demo end to end against a local MCE")
+    demo.add_argument("--state-dir", default=".state/demo", help="local MCE state and outputs")
+    demo.add_argument("--data-dir", default="data", help="the sample CRM data")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

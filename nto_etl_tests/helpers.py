@@ -1,0 +1,54 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from sshfs import SSHFileSystem
+
+from nto_etl import transfer
+from nto_etl.mce import data_extensions as dex
+from nto_etl.mce.client import MceClient
+
+CONTACT_FIELDS = (
+    dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
+    dex.DEField("Email", "EmailAddress", is_required=True),
+    dex.DEField("FirstName", "Text", 10),
+    dex.DEField("Visits", "Number"),
+    dex.DEField("Balance", "Decimal", precision=7, scale=2),
+    dex.DEField("SignupDate", "Date"),
+    dex.DEField("OptIn", "Boolean"),
+)
+
+
+def make_de(client: MceClient, key: str, fields: Sequence[dex.DEField] = CONTACT_FIELDS) -> dex.DataExtensionSpec:
+    spec = dex.DataExtensionSpec(key, key, tuple(fields))
+    dex.create_data_extension(client, spec)
+    return spec
+
+
+def all_rows(client: MceClient, key: str, columns: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """DE rows keyed by their first column, values as MCE returns them."""
+    rows: dict[str, dict[str, str | None]] = {}
+    for page in dex.retrieve_rows(client, key, columns):
+        for record in page.to_dict("records"):
+            rows[record[columns[0]]] = {k: (None if v is None or v != v else v) for k, v in record.items()}
+    return rows
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[object]], delimiter: str = ",") -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def put_import_file(sftp: SSHFileSystem, tmp_path: Path, name: str, text: str) -> None:
+    local = tmp_path / name
+    local.write_text(text, encoding="utf-8")
+    transfer.upload_atomic(sftp, local, f"/Import/{name}")
