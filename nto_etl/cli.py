@@ -78,11 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ping = sub.add_parser("ping", help="GetSystemStatus against the configured MCE (NTO_MCE_* variables)")
-    ping.add_argument("--local-info", help="a JSON file as printed by `nto-etl mce-local` instead of the environment")
+    ping.add_argument(
+        "--local-info", help="a JSON file as printed by `nto-etl mce-local` instead of the environment"
+    )
     ping.set_defaults(func=_ping)
 
     local = sub.add_parser("mce-local", help="run the local MCE (SOAP/HTTP + OAuth2 + SFTP) on loopback")
-    local.add_argument("--state-dir", help="where data extensions, files and credentials persist (default: temporary)")
+    local.add_argument(
+        "--state-dir", help="where data extensions, files and credentials persist (default: temporary)"
+    )
     local.add_argument("--host", default="127.0.0.1", help="a loopback address")
     local.add_argument("--http-port", type=int, default=0, help="0 picks a free port")
     local.add_argument("--sftp-port", type=int, default=0, help="0 picks a free port")

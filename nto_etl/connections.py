@@ -10,12 +10,19 @@ from nto_etl.secrets import Secret
 from nto_etl.transfer import SftpSettings
 
 
-def local_settings(info: Mapping[str, Any] | Any, *, legacy_login: bool = False) -> tuple[MceSettings, SftpSettings]:
+def local_settings(
+    info: Mapping[str, Any] | Any, *, legacy_login: bool = False
+) -> tuple[MceSettings, SftpSettings]:
     """Settings for the local MCE from its info (the JSON `nto-etl mce-local` prints, or `LocalMce.info`)."""
     data = dict(info) if isinstance(info, Mapping) else vars(info)
     if legacy_login:
-        mce = MceSettings(auth_mode="username", soap_url=data["soap_url"], username=data["username"],
-                          password=Secret(data["password"]), max_retries=2)
+        mce = MceSettings(
+            auth_mode="username",
+            soap_url=data["soap_url"],
+            username=data["username"],
+            password=Secret(data["password"]),
+            max_retries=2,
+        )
     else:
         mce = MceSettings(
             auth_url=data["auth_url"],

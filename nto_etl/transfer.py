@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 from fsspec import AbstractFileSystem
 from sshfs import SSHFileSystem
 
-from nto_etl.mce.errors import MceConfigurationError
+from nto_etl.mce.errors import MceAuthenticationError, MceConfigurationError, MceUnreachableError
 from nto_etl.secrets import Secret
 
 CHUNK = 4 * 1024 * 1024
@@ -31,7 +32,7 @@ CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly130
 class SftpSettings:
     host: str
     username: str
-    password: Secret = Secret("")
+    password: Secret = field(default_factory=lambda: Secret(""))
     port: int = 22
     key_file: str | None = None
     known_hosts: str | None = None
@@ -82,8 +83,24 @@ class SftpSettings:
 
 
 def open_sftp(settings: SftpSettings) -> SSHFileSystem:
-    """A fresh sshfs filesystem for this run (fsspec's instance cache is skipped)."""
-    return SSHFileSystem(settings.host, skip_instance_cache=True, **settings.connect_options())
+    """A fresh, connected sshfs filesystem for this run (fsspec's instance cache is skipped)."""
+    where = f"{settings.username}@{settings.host}:{settings.port}"
+    try:
+        return SSHFileSystem(settings.host, skip_instance_cache=True, **settings.connect_options())
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise MceAuthenticationError(
+            f"SFTP host key of {settings.host}:{settings.port} is not the one in known_hosts "
+            f"({settings.known_hosts or '~/.ssh/known_hosts'}): {exc.reason}",
+            operation="sftp connect",
+        ) from None
+    except PermissionError:
+        raise MceAuthenticationError(
+            f"SFTP login refused for {where}: check {ENV_PREFIX}USERNAME and {ENV_PREFIX}PASSWORD "
+            "(MCE locks the account for 30 minutes after repeated failures)",
+            operation="sftp connect",
+        ) from None
+    except OSError as exc:
+        raise MceUnreachableError(f"cannot reach SFTP {where}: {exc}", operation="sftp connect") from None
 
 
 @dataclass(frozen=True)
@@ -155,5 +172,7 @@ def list_files(fs: AbstractFileSystem, folder: str) -> list[RemoteFile]:
             continue
         mtime = entry.get("mtime")
         when = mtime if isinstance(mtime, datetime) else datetime.fromtimestamp(float(mtime or 0), tz=UTC)
-        files.append(RemoteFile(posixpath.join(folder, posixpath.basename(entry["name"])), int(entry["size"]), when))
+        files.append(
+            RemoteFile(posixpath.join(folder, posixpath.basename(entry["name"])), int(entry["size"]), when)
+        )
     return sorted(files, key=lambda f: f.path)

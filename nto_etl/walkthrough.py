@@ -50,10 +50,14 @@ def run_walkthrough(state_dir: Path, data_dir: Path) -> int:
             print(f"2. data extension {CONTACTS.customer_key} exists")
         except MceNotFoundError:
             dex.create_data_extension(client, CONTACTS)
-            print(f"2. data extension {CONTACTS.customer_key} created ({len(CONTACTS.fields)} fields, sendable)")
+            print(
+                f"2. data extension {CONTACTS.customer_key} created ({len(CONTACTS.fields)} fields, sendable)"
+            )
         digest = transfer.sha256_file(source)
         if ledger.get(digest):
-            print(f"3-4. {source.name} (sha256 {digest[:12]}) was imported as task {ledger[digest]}: nothing to do")
+            print(
+                f"3-4. {source.name} (sha256 {digest[:12]}) was imported as task {ledger[digest]}: nothing to do"
+            )
         else:
             fs = transfer.open_sftp(sftp_settings)
             uploaded = transfer.upload_atomic(fs, source, "/Import/nto_contacts.csv")
@@ -69,7 +73,9 @@ def run_walkthrough(state_dir: Path, data_dir: Path) -> int:
             imports.check_import(result, allow_errors=spec.allow_errors)
             ledger[digest] = task_id
             ledger_path.write_text(json.dumps(ledger, indent=2))
-        rows = sum(len(page) for page in dex.retrieve_rows(client, CONTACTS.customer_key, ["SubscriberKey", "State"]))
+        rows = sum(
+            len(page) for page in dex.retrieve_rows(client, CONTACTS.customer_key, ["SubscriberKey", "State"])
+        )
         print(f"5. {CONTACTS.customer_key} holds {rows} rows")
         token = client.get_user_token()
         print(f"6. entity direct login: a user token for {token.login_url}")

@@ -33,9 +33,8 @@ def client(settings: tuple[MceSettings, SftpSettings]) -> MceClient:
 
 
 @pytest.fixture
-def sftp(settings: tuple[MceSettings, SftpSettings]) -> Iterator[SSHFileSystem]:
-    fs = transfer.open_sftp(settings[1])
-    yield fs
+def sftp(settings: tuple[MceSettings, SftpSettings]) -> SSHFileSystem:
+    return transfer.open_sftp(settings[1])
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ CONTACT_FIELDS = (
 )
 
 
-def make_de(client: MceClient, key: str, fields: Sequence[dex.DEField] = CONTACT_FIELDS) -> dex.DataExtensionSpec:
+def make_de(
+    client: MceClient, key: str, fields: Sequence[dex.DEField] = CONTACT_FIELDS
+) -> dex.DataExtensionSpec:
     spec = dex.DataExtensionSpec(key, key, tuple(fields))
     dex.create_data_extension(client, spec)
     return spec

@@ -56,7 +56,9 @@ def test_token_expiring_mid_session_is_refreshed_once(local_mce: LocalMce, clien
         ({"account_id": "1"}, "not authorized for account 1"),
     ],
 )
-def test_bad_credentials_are_a_typed_error(settings: tuple[MceSettings, object], change: dict, expected: str) -> None:
+def test_bad_credentials_are_a_typed_error(
+    settings: tuple[MceSettings, object], change: dict, expected: str
+) -> None:
     client = MceClient(replace(settings[0], **change))
     with pytest.raises(MceAuthenticationError, match=expected):
         client.ping()

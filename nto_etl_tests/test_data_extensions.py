@@ -18,7 +18,9 @@ COLUMNS = [f.name for f in CONTACT_FIELDS]
 
 
 def test_create_then_describe_round_trips_the_fields(client: MceClient, key: str) -> None:
-    spec = dex.DataExtensionSpec(key, f"{key} name", CONTACT_FIELDS, description="contacts", sendable_field="SubscriberKey")
+    spec = dex.DataExtensionSpec(
+        key, f"{key} name", CONTACT_FIELDS, description="contacts", sendable_field="SubscriberKey"
+    )
     object_id = dex.create_data_extension(client, spec)
     described = dex.describe_data_extension(client, key)
     assert described.object_id == object_id
@@ -58,8 +60,10 @@ def test_fields_can_be_added_but_not_retyped_or_shrunk(client: MceClient, key: s
 
 def test_upsert_inserts_then_updates_only_given_fields(client: MceClient, key: str) -> None:
     make_de(client, key)
-    rows = [{"SubscriberKey": f"S{i:03d}", "Email": f"s{i}@example.com", "Visits": i, "OptIn": i % 2 == 0}
-            for i in range(120)]  # three SOAP batches of at most 50
+    rows = [
+        {"SubscriberKey": f"S{i:03d}", "Email": f"s{i}@example.com", "Visits": i, "OptIn": i % 2 == 0}
+        for i in range(120)
+    ]  # three SOAP batches of at most 50
     assert dex.upsert_rows(client, key, rows).saved == 120
     result = dex.upsert_rows(client, key, [{"SubscriberKey": "S007", "FirstName": "Ann"}])
     assert result.saved == 1 and not result.failed
@@ -85,7 +89,9 @@ def test_upsert_inserts_then_updates_only_given_fields(client: MceClient, key: s
         ({"Email": None}, "Email", "is required"),
     ],
 )
-def test_type_violations_are_rejected_per_row(client: MceClient, key: str, row: dict, field: str, message: str) -> None:
+def test_type_violations_are_rejected_per_row(
+    client: MceClient, key: str, row: dict, field: str, message: str
+) -> None:
     make_de(client, key)
     good = {"SubscriberKey": "GOOD", "Email": "good@example.com"}
     bad = {"SubscriberKey": "BAD", "Email": "bad@example.com", **row}
@@ -100,10 +106,20 @@ def test_type_violations_are_rejected_per_row(client: MceClient, key: str, row: 
 
 def test_accepted_values_are_stored_typed(client: MceClient, key: str) -> None:
     make_de(client, key)
-    dex.upsert_rows(client, key, [{
-        "SubscriberKey": "T1", "Email": "t1@example.com", "Visits": "-42", "Balance": "12345.678",
-        "SignupDate": datetime(2026, 3, 4, 15, 6, 7), "OptIn": "Y",
-    }])
+    dex.upsert_rows(
+        client,
+        key,
+        [
+            {
+                "SubscriberKey": "T1",
+                "Email": "t1@example.com",
+                "Visits": "-42",
+                "Balance": "12345.678",
+                "SignupDate": datetime(2026, 3, 4, 15, 6, 7),
+                "OptIn": "Y",
+            }
+        ],
+    )
     row = all_rows(client, key, COLUMNS)["T1"]
     assert row["Visits"] == "-42"
     assert row["Balance"] == "12345.68"  # rounded to the field's scale
@@ -125,7 +141,9 @@ def test_retrieve_pages_over_more_than_two_pages(
 ) -> None:
     make_de(client, key)
     n = 5 * 1000 + 123
-    text = csv_text(["SubscriberKey", "Email", "Visits"], [[f"P{i:05d}", f"p{i}@example.com", i] for i in range(n)])
+    text = csv_text(
+        ["SubscriberKey", "Email", "Visits"], [[f"P{i:05d}", f"p{i}@example.com", i] for i in range(n)]
+    )
     put_import_file(sftp, tmp_path, f"{key}.csv", text)
     result = imports.run_import(client, imports.ImportSpec(f"{key}_imp", key, f"{key}.csv"), timeout=120)
     assert result.successful == n
@@ -138,14 +156,25 @@ def test_retrieve_pages_over_more_than_two_pages(
 
 def test_retrieve_with_filters(client: MceClient, key: str) -> None:
     make_de(client, key)
-    dex.upsert_rows(client, key, [
-        {"SubscriberKey": f"F{i}", "Email": f"f{i}@example.com", "Visits": i,
-         "SignupDate": datetime(2026, 1, 1 + i), "OptIn": i % 2 == 0}
-        for i in range(10)
-    ])
+    dex.upsert_rows(
+        client,
+        key,
+        [
+            {
+                "SubscriberKey": f"F{i}",
+                "Email": f"f{i}@example.com",
+                "Visits": i,
+                "SignupDate": datetime(2026, 1, 1 + i),
+                "OptIn": i % 2 == 0,
+            }
+            for i in range(10)
+        ],
+    )
 
     def keys(flt: object) -> list[str]:
-        return sorted(k for p in dex.retrieve_rows(client, key, ["SubscriberKey"], flt) for k in p["SubscriberKey"])
+        return sorted(
+            k for p in dex.retrieve_rows(client, key, ["SubscriberKey"], flt) for k in p["SubscriberKey"]
+        )
 
     f = client.simple_filter
     assert keys(f("Visits", "greaterThan", 7)) == ["F8", "F9"]

@@ -32,7 +32,9 @@ def seeded(client: MceClient, key: str) -> str:
     return key
 
 
-def run(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, key: str, text: str, **spec: object) -> imports.ImportResult:
+def run(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, key: str, text: str, **spec: object
+) -> imports.ImportResult:
     name = f"{key}_{spec.get('update_type', 'AddAndUpdate')}.csv"
     put_import_file(sftp, tmp_path, name, text)
     options = {"allow_overwrite": spec.get("update_type") == "Overwrite", **spec}
@@ -43,7 +45,9 @@ def run(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, key: str, text: 
 
 
 def names(client: MceClient, key: str) -> dict[str, str | None]:
-    return {k: v["FirstName"] for k, v in all_rows(client, key, ["SubscriberKey", "FirstName", "Email"]).items()}
+    return {
+        k: v["FirstName"] for k, v in all_rows(client, key, ["SubscriberKey", "FirstName", "Email"]).items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -57,23 +61,40 @@ def names(client: MceClient, key: str) -> dict[str, str | None]:
     ],
 )
 def test_each_update_type(
-    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str,
-    update_type: str, counts: tuple[int, int, int, int, int], expected: dict[str, str],
+    client: MceClient,
+    sftp: SSHFileSystem,
+    tmp_path: Path,
+    seeded: str,
+    update_type: str,
+    counts: tuple[int, int, int, int, int],
+    expected: dict[str, str],
 ) -> None:
     result = run(client, sftp, tmp_path, seeded, csv_text(HEADER, FILE), update_type=update_type)
     assert result.status == "Completed"
-    assert (result.total_rows, result.successful, result.errors, result.duplicates, result.restricted) == counts
+    assert (
+        result.total_rows,
+        result.successful,
+        result.errors,
+        result.duplicates,
+        result.restricted,
+    ) == counts
     assert names(client, seeded) == expected
 
 
-def test_map_by_ordinal_without_header(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str) -> None:
+def test_map_by_ordinal_without_header(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str
+) -> None:
     text = csv_text([], [["Z", "z@example.com", "Zed"]], delimiter="|")
-    result = run(client, sftp, tmp_path, seeded, text, field_mapping="MapByOrdinal", header_lines=0, delimiter="|")
+    result = run(
+        client, sftp, tmp_path, seeded, text, field_mapping="MapByOrdinal", header_lines=0, delimiter="|"
+    )
     assert (result.status, result.successful) == ("Completed", 1)
     assert names(client, seeded)["Z"] == "Zed"
 
 
-def test_manual_map_by_name_and_by_ordinal(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str) -> None:
+def test_manual_map_by_name_and_by_ordinal(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str
+) -> None:
     text = csv_text(["given_name", "id", "mail"], [["Quinn", "Q", "q@example.com"]])
     maps = (
         imports.FieldMap("SubscriberKey", source_ordinal=1),
@@ -83,7 +104,10 @@ def test_manual_map_by_name_and_by_ordinal(client: MceClient, sftp: SSHFileSyste
     result = run(client, sftp, tmp_path, seeded, text, field_mapping="ManualMap", field_maps=maps)
     assert (result.status, result.successful) == ("Completed", 1)
     assert all_rows(client, seeded, ["SubscriberKey", "Email", "FirstName"])["Q"] == {
-        "SubscriberKey": "Q", "Email": "q@example.com", "FirstName": "Quinn"}
+        "SubscriberKey": "Q",
+        "Email": "q@example.com",
+        "FirstName": "Quinn",
+    }
 
 
 def test_infer_from_headings_ignores_case_and_unknown_columns(
@@ -94,23 +118,27 @@ def test_infer_from_headings_ignores_case_and_unknown_columns(
     assert (result.status, result.successful, result.errors) == ("Completed", 1, 0)
 
 
-def test_bad_rows_counted_and_good_rows_kept(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, key: str) -> None:
+def test_bad_rows_counted_and_good_rows_kept(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, key: str
+) -> None:
     make_de(client, key)
     text = (
         "SubscriberKey,Email,Visits,Balance,SignupDate,OptIn\r\n"
         "G1,g1@example.com,1,10.5,2026-01-31,true\r\n"
-        "G2,g2@example.com,notanumber,1,2026-01-31,false\r\n"     # bad number
-        "G3,g3@example.com,3,1,2026-02-30,true\r\n"               # no such date
+        "G2,g2@example.com,notanumber,1,2026-01-31,false\r\n"  # bad number
+        "G3,g3@example.com,3,1,2026-02-30,true\r\n"  # no such date
         "G4,g4@example.com,4,1,01/15/2026 10:00:00 AM,yes\r\n"
-        'G5,"g5@example.com",5,"1,5",2026-01-31\r\n'               # too few columns: malformed line
-        ",nokey@example.com,6,1,2026-01-31,true\r\n"              # missing primary key
+        'G5,"g5@example.com",5,"1,5",2026-01-31\r\n'  # too few columns: malformed line
+        ",nokey@example.com,6,1,2026-01-31,true\r\n"  # missing primary key
     )
     result = run(client, sftp, tmp_path, key, text)
     assert (result.status, result.total_rows, result.successful, result.errors) == ("Completed", 6, 2, 4)
     assert sorted(all_rows(client, key, ["SubscriberKey"])) == ["G1", "G4"]
 
 
-def test_errors_not_allowed_import_nothing(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str) -> None:
+def test_errors_not_allowed_import_nothing(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str
+) -> None:
     result = run(client, sftp, tmp_path, seeded, csv_text(HEADER, FILE), allow_errors=False)
     assert result.status == "Error"
     assert result.errors == 1 and result.successful == 0
@@ -137,9 +165,17 @@ def test_definition_for_unknown_destination_is_refused(client: MceClient) -> Non
     assert info.value.code == 43010
 
 
-def test_redefinition_updates_in_place(client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str) -> None:
+def test_redefinition_updates_in_place(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, seeded: str
+) -> None:
     run(client, sftp, tmp_path, seeded, csv_text(HEADER, [["R", "r@example.com", "R1"]]))
-    result = run(client, sftp, tmp_path, seeded, csv_text(HEADER, [["R", "r@example.com", "R2"]]),
-                 update_type="AddAndDoNotUpdate")
+    result = run(
+        client,
+        sftp,
+        tmp_path,
+        seeded,
+        csv_text(HEADER, [["R", "r@example.com", "R2"]]),
+        update_type="AddAndDoNotUpdate",
+    )
     assert result.duplicates == 1
     assert names(client, seeded)["R"] == "R1"

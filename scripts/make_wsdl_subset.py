@@ -26,20 +26,44 @@ XSD = "http://www.w3.org/2001/XMLSchema"
 TNS = "http://exacttarget.com/wsdl/partnerAPI"
 
 OPERATIONS = [
-    "Create", "Retrieve", "Update", "Delete", "Describe", "Execute", "Perform", "Extract",
+    "Create",
+    "Retrieve",
+    "Update",
+    "Delete",
+    "Describe",
+    "Execute",
+    "Perform",
+    "Extract",
     "GetSystemStatus",
 ]
 
 # Concrete types that travel in polymorphic (xsi:type) slots.
 OBJECT_TYPES = [
-    "DataExtension", "DataExtensionField", "DataExtensionObject", "DataExtensionTemplate",
-    "DataExtensionCreateResult", "DataExtensionUpdateResult", "DataExtensionDeleteResult",
-    "ImportDefinition", "ImportResultsSummary",
-    "QueryDefinition", "FilterDefinition", "FilterActivity",
-    "DataExtractActivity", "FileTransferActivity",
-    "SimpleFilterPart", "ComplexFilterPart",
-    "SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent",
-    "Subscriber", "TriggeredSendDefinition", "TriggeredSend", "TriggeredSendCreateResult",
+    "DataExtension",
+    "DataExtensionField",
+    "DataExtensionObject",
+    "DataExtensionTemplate",
+    "DataExtensionCreateResult",
+    "DataExtensionUpdateResult",
+    "DataExtensionDeleteResult",
+    "ImportDefinition",
+    "ImportResultsSummary",
+    "QueryDefinition",
+    "FilterDefinition",
+    "FilterActivity",
+    "DataExtractActivity",
+    "FileTransferActivity",
+    "SimpleFilterPart",
+    "ComplexFilterPart",
+    "SentEvent",
+    "OpenEvent",
+    "ClickEvent",
+    "BounceEvent",
+    "UnsubEvent",
+    "Subscriber",
+    "TriggeredSendDefinition",
+    "TriggeredSend",
+    "TriggeredSendCreateResult",
 ]
 
 FAULT_SCHEMA = f"""<schema xmlns="{XSD}" xmlns:xsd="{XSD}" xmlns:f="urn:fault.partner.exacttarget.com"
@@ -123,9 +147,13 @@ def subset(published: Path) -> etree._ElementTree:
         imp.attrib.pop("schemaLocation", None)
     types = root.find(f"{{{WSDL}}}types")
     types.append(etree.fromstring(FAULT_SCHEMA))
-    root.insert(0, etree.Comment(
-        " Subset of the published MCE partner API WSDL (etframework.wsdl), cut by "
-        "scripts/make_wsdl_subset.py. Do not edit by hand. "))
+    root.insert(
+        0,
+        etree.Comment(
+            " Subset of the published MCE partner API WSDL (etframework.wsdl), cut by "
+            "scripts/make_wsdl_subset.py. Do not edit by hand. "
+        ),
+    )
     address = root.find(f".//{{{WSDL}}}port/{{http://schemas.xmlsoap.org/wsdl/soap/}}address")
     address.set("location", "https://YOUR_SUBDOMAIN.soap.marketingcloudapis.com/Service.asmx")
     return copy.deepcopy(tree)

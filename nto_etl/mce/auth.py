@@ -85,7 +85,7 @@ class OAuth2Auth:
             self._token = None
 
     def soap_headers(self) -> list[etree._Element]:
-        header = etree.Element(f"{{{FUELOAUTH_NS}}}fueloauth", nsmap={None: FUELOAUTH_NS})
+        header = etree.Element(f"{{{FUELOAUTH_NS}}}fueloauth", nsmap={None: FUELOAUTH_NS})  # type: ignore[dict-item]
         header.text = self.token().value.reveal()
         return [header]
 
@@ -117,7 +117,8 @@ class OAuth2Auth:
             ) from None
         except requests.Timeout:
             raise MceUnreachableError(
-                f"the MCE auth endpoint {self._token_url} did not answer in {self._timeout}s", operation="token"
+                f"the MCE auth endpoint {self._token_url} did not answer in {self._timeout}s",
+                operation="token",
             ) from None
         if response.status_code in (400, 401, 403):
             raise MceAuthenticationError(

@@ -71,7 +71,9 @@ class MceClient:
         response = self.soap.call("GetSystemStatus", idempotent=True)
         results = response.Results.Result if response.Results else []
         status = results[0].SystemStatus if results else None
-        return SystemStatus(status=str(status or response.OverallStatus), message=response.OverallStatusMessage or "")
+        return SystemStatus(
+            status=str(status or response.OverallStatus), message=response.OverallStatusMessage or ""
+        )
 
     def ping(self) -> SystemStatus:
         """GetSystemStatus, failing clearly unless MCE says OK."""
@@ -126,7 +128,9 @@ class MceClient:
                 "ContinueRequest": response.RequestID,
             }
 
-    def retrieve_all(self, object_type: str, properties: Sequence[str], filter: Any | None = None) -> list[Any]:
+    def retrieve_all(
+        self, object_type: str, properties: Sequence[str], filter: Any | None = None
+    ) -> list[Any]:
         return [obj for page in self.retrieve(object_type, properties, filter) for obj in page]
 
     def perform(self, action: str, definitions: Sequence[Any]) -> list[Any]:
@@ -189,7 +193,9 @@ class MceClient:
         parts = list(parts)
         combined = parts[0]
         for part in parts[1:]:
-            combined = self.types.ComplexFilterPart(LeftOperand=combined, LogicalOperator=logical, RightOperand=part)
+            combined = self.types.ComplexFilterPart(
+                LeftOperand=combined, LogicalOperator=logical, RightOperand=part
+            )
         return combined
 
 

@@ -122,12 +122,24 @@ def describe_data_extension(client: MceClient, customer_key: str) -> DataExtensi
         client.simple_filter("CustomerKey", "equals", customer_key),
     )
     if not found:
-        raise MceNotFoundError(f"data extension {customer_key!r} does not exist", operation="Retrieve DataExtension")
+        raise MceNotFoundError(
+            f"data extension {customer_key!r} does not exist", operation="Retrieve DataExtension"
+        )
     de = found[0]
     raw_fields = client.retrieve_all(
         "DataExtensionField",
-        ["Name", "FieldType", "MaxLength", "Precision", "Scale", "IsPrimaryKey", "IsRequired",
-         "DefaultValue", "Ordinal", "Description"],
+        [
+            "Name",
+            "FieldType",
+            "MaxLength",
+            "Precision",
+            "Scale",
+            "IsPrimaryKey",
+            "IsRequired",
+            "DefaultValue",
+            "Ordinal",
+            "Description",
+        ],
         client.simple_filter("DataExtension.CustomerKey", "equals", customer_key),
     )
     raw_fields.sort(key=lambda f: f.Ordinal or 0)
@@ -241,7 +253,9 @@ def delete_rows(client: MceClient, customer_key: str, keys: Iterable[Mapping[str
         objects = [
             client.types.DataExtensionObject(
                 CustomerKey=customer_key,
-                Keys={"Key": [client.types.APIProperty(Name=k, Value=format_value(v)) for k, v in key.items()]},
+                Keys={
+                    "Key": [client.types.APIProperty(Name=k, Value=format_value(v)) for k, v in key.items()]
+                },
             )
             for key in batch
         ]

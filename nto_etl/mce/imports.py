@@ -22,8 +22,18 @@ FieldMapping = Literal["InferFromColumnHeadings", "MapByOrdinal", "ManualMap"]
 ENHANCED_FTP = "ExactTarget Enhanced FTP"
 TERMINAL_STATUSES = ("Completed", "Error")
 SUMMARY_PROPERTIES = (
-    "ImportDefinitionCustomerKey", "TaskResultID", "ImportStatus", "ImportType", "StartDate", "EndDate",
-    "DestinationID", "TotalRows", "NumberSuccessful", "NumberErrors", "NumberDuplicated", "NumberRestricted",
+    "ImportDefinitionCustomerKey",
+    "TaskResultID",
+    "ImportStatus",
+    "ImportType",
+    "StartDate",
+    "EndDate",
+    "DestinationID",
+    "TotalRows",
+    "NumberSuccessful",
+    "NumberErrors",
+    "NumberDuplicated",
+    "NumberRestricted",
 )
 
 
@@ -54,7 +64,9 @@ class ImportSpec:
 
     def __post_init__(self) -> None:
         if self.update_type not in UPDATE_TYPES:
-            raise MceConfigurationError(f"import {self.customer_key}: unknown UpdateType {self.update_type!r}")
+            raise MceConfigurationError(
+                f"import {self.customer_key}: unknown UpdateType {self.update_type!r}"
+            )
         if self.update_type == "Overwrite" and not self.allow_overwrite:
             raise MceConfigurationError(
                 f"import {self.customer_key}: UpdateType Overwrite erases every row of "
@@ -88,9 +100,18 @@ def _definition(client: MceClient, spec: ImportSpec) -> Any:
     t = client.types
     maps = None
     if spec.field_mapping == "ManualMap":
+        # SourceName and SourceOrdinal are an xsd:choice: send exactly one of them. zeep drops a falsy
+        # choice value (ordinal 0), so the ordinal goes as text; the schema type is still xsd:int.
         maps = {
             "FieldMap": [
-                t.FieldMap(SourceName=m.source_name, SourceOrdinal=m.source_ordinal, DestinationName=m.destination)
+                t.FieldMap(
+                    DestinationName=m.destination,
+                    **(
+                        {"SourceOrdinal": str(m.source_ordinal)}
+                        if m.source_ordinal is not None
+                        else {"SourceName": m.source_name}
+                    ),
+                )
                 for m in spec.field_maps
             ]
         }

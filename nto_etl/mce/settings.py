@@ -64,8 +64,8 @@ class MceSettings:
             return env.get(ENV_PREFIX + name, default).strip()
 
         verify = get("VERIFY_TLS", "true")
-        verify_tls: bool | str = verify if verify.lower() not in {"true", "false", "1", "0"} else (
-            verify.lower() in {"true", "1"}
+        verify_tls: bool | str = (
+            verify if verify.lower() not in {"true", "false", "1", "0"} else (verify.lower() in {"true", "1"})
         )
         mode = get("AUTH_MODE", "oauth2")
         return cls(

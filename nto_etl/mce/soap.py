@@ -146,9 +146,7 @@ class SoapClient:
 
     def _call_once(self, operation: str, idempotent: bool, request: dict[str, Any]) -> Any:
         try:
-            return getattr(self._service(), operation)(
-                **request, _soapheaders=self.auth.soap_headers()
-            )
+            return getattr(self._service(), operation)(**request, _soapheaders=self.auth.soap_headers())
         except zeep.exceptions.Fault as fault:
             error = fault_to_error(fault, operation)
             raise _retryable(error, sent=True, idempotent=idempotent) from None
@@ -166,7 +164,8 @@ class SoapClient:
             raise _retryable(error, sent=sent, idempotent=idempotent) from None
         except requests.exceptions.Timeout:
             error = MceTransientError(
-                f"no answer within {self.settings.operation_timeout}s from {self.endpoint}", operation=operation
+                f"no answer within {self.settings.operation_timeout}s from {self.endpoint}",
+                operation=operation,
             )
             raise _retryable(error, sent=True, idempotent=idempotent) from None
         except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.ValidationError) as exc:

@@ -47,7 +47,9 @@ class SoapCodec:
         request_name, _ = OPERATIONS[operation]
         expected = f"{{{PARTNER_NS}}}{request_name}"
         if body_child.tag != expected:
-            raise ClientFault(f"expected {request_name} for SOAPAction {operation}, got {etree.QName(body_child).localname}")
+            raise ClientFault(
+                f"expected {request_name} for SOAPAction {operation}, got {etree.QName(body_child).localname}"
+            )
         element = self.client.get_element(expected)
         try:
             return element.parse(body_child, self._schema)
@@ -63,7 +65,9 @@ class SoapCodec:
         return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
-def fault(faultcode: str, faultstring: str, *, api_code: int | None = None, actor: str | None = None) -> bytes:
+def fault(
+    faultcode: str, faultstring: str, *, api_code: int | None = None, actor: str | None = None
+) -> bytes:
     """A SOAP 1.1 fault; Server faults carry MCE's <apifault> detail with its code."""
     nsmap = {"soap": SOAP_ENV}
     if faultcode.startswith("q0:"):
@@ -77,7 +81,7 @@ def fault(faultcode: str, faultstring: str, *, api_code: int | None = None, acto
         etree.SubElement(node, "faultactor").text = actor
     detail = etree.SubElement(node, "detail")
     if api_code is not None:
-        api = etree.SubElement(detail, f"{{{FAULT_NS}}}apifault", nsmap={None: FAULT_NS})
+        api = etree.SubElement(detail, f"{{{FAULT_NS}}}apifault", nsmap={None: FAULT_NS})  # type: ignore[dict-item]
         etree.SubElement(api, f"{{{FAULT_NS}}}Code").text = str(api_code)
         etree.SubElement(api, f"{{{FAULT_NS}}}Message").text = faultstring
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")

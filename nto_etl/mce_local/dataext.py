@@ -116,7 +116,9 @@ class DataExtensions:
             send_field = obj.SendableDataExtensionField.Name if obj.SendableDataExtensionField else None
             relation = obj.SendableSubscriberField.Name if obj.SendableSubscriberField else None
             if not send_field or send_field.lower() not in names:
-                raise DefinitionError("a sendable data extension needs SendableDataExtensionField naming one of its fields")
+                raise DefinitionError(
+                    "a sendable data extension needs SendableDataExtensionField naming one of its fields"
+                )
             if relation not in SUBSCRIBER_RELATIONSHIPS:
                 raise DefinitionError(
                     f"SendableSubscriberField must be one of {', '.join(SUBSCRIBER_RELATIONSHIPS)}"
@@ -132,17 +134,30 @@ class DataExtensions:
         return body
 
     def _put_field_objects(self, de: dict[str, Any], fields: Sequence[FieldDef]) -> None:
-        for old in self.store.find("DataExtensionField", "json_extract_string(body, '$.\"DataExtension.CustomerKey\"') = ?",
-                                   [de["CustomerKey"]]):
+        for old in self.store.find(
+            "DataExtensionField",
+            "json_extract_string(body, '$.\"DataExtension.CustomerKey\"') = ?",
+            [de["CustomerKey"]],
+        ):
             self.store.remove("DataExtensionField", old["ObjectID"])
         for f in fields:
-            self.store.put("DataExtensionField", {
-                "Name": f.name, "FieldType": f.field_type, "MaxLength": f.length_limit if f.field_type != "Decimal" else None,
-                "Precision": f.precision, "Scale": f.scale, "IsPrimaryKey": f.is_primary_key,
-                "IsRequired": f.is_required, "DefaultValue": f.default_value, "Ordinal": f.ordinal,
-                "Description": f.description, "CustomerKey": f"{de['CustomerKey']}.{f.name}",
-                "DataExtension.CustomerKey": de["CustomerKey"],
-            })
+            self.store.put(
+                "DataExtensionField",
+                {
+                    "Name": f.name,
+                    "FieldType": f.field_type,
+                    "MaxLength": f.length_limit if f.field_type != "Decimal" else None,
+                    "Precision": f.precision,
+                    "Scale": f.scale,
+                    "IsPrimaryKey": f.is_primary_key,
+                    "IsRequired": f.is_required,
+                    "DefaultValue": f.default_value,
+                    "Ordinal": f.ordinal,
+                    "Description": f.description,
+                    "CustomerKey": f"{de['CustomerKey']}.{f.name}",
+                    "DataExtension.CustomerKey": de["CustomerKey"],
+                },
+            )
 
     def update(self, obj: Any) -> dict[str, Any]:
         de = self.get(obj.CustomerKey, obj.Name)
@@ -156,9 +171,13 @@ class DataExtensions:
             if existing is None:
                 new = _field_from(raw, len(fields) + len(added))
                 if new.is_primary_key:
-                    raise DefinitionError(f"field {new.name}: a primary key cannot be added to an existing data extension")
+                    raise DefinitionError(
+                        f"field {new.name}: a primary key cannot be added to an existing data extension"
+                    )
                 if new.is_required and new.default_value is None and self.row_count(de):
-                    raise DefinitionError(f"field {new.name}: a required field needs a DefaultValue when the data extension has rows")
+                    raise DefinitionError(
+                        f"field {new.name}: a required field needs a DefaultValue when the data extension has rows"
+                    )
                 added.append(new)
                 continue
             if raw.FieldType and raw.FieldType != existing.field_type:
@@ -170,7 +189,9 @@ class DataExtensions:
                     f"field {existing.name}: MaxLength cannot shrink from {existing.length_limit} to {raw.MaxLength}"
                 )
             if raw.MaxLength and raw.MaxLength != existing.max_length:
-                fields[fields.index(existing)] = FieldDef(**{**existing.to_json(), "max_length": raw.MaxLength})
+                fields[fields.index(existing)] = FieldDef(
+                    **{**existing.to_json(), "max_length": raw.MaxLength}
+                )
         with self.store.transaction() as con:
             for f in added:
                 con.execute(f"ALTER TABLE {table_name(de)} ADD COLUMN {q(f.name)} {storage_type(f)}")
@@ -199,7 +220,9 @@ class DataExtensions:
         return int(row[0]) if row else 0
 
     # -- rows -----------------------------------------------------------------------------------
-    def write_rows(self, de: dict[str, Any], rows: Sequence[dict[str, str | None]], mode: Mode) -> list[RowOutcome]:
+    def write_rows(
+        self, de: dict[str, Any], rows: Sequence[dict[str, str | None]], mode: Mode
+    ) -> list[RowOutcome]:
         """Apply SOAP rows (property name -> text); one outcome per row, in order."""
         fields = fields_of(de)
         canonical = {f.name.lower(): f.name for f in fields}
@@ -208,8 +231,12 @@ class DataExtensions:
         for i, row in enumerate(rows):
             unknown = [n for n in row if n.lower() not in canonical]
             if unknown:
-                outcomes[i] = RowOutcome("error", 310007, f"The field {unknown[0]} does not exist in data extension {de['Name']}",
-                                         [(unknown[0], 310007, "no such field")])
+                outcomes[i] = RowOutcome(
+                    "error",
+                    310007,
+                    f"The field {unknown[0]} does not exist in data extension {de['Name']}",
+                    [(unknown[0], 310007, "no such field")],
+                )
                 continue
             given = {canonical[n.lower()]: (v if v not in ("", None) else None) for n, v in row.items()}
             record: dict[str, Any] = {"__ord": i}
@@ -238,7 +265,11 @@ class DataExtensions:
         fields = fields_of(de)
         pk = [f for f in fields if f.is_primary_key]
         if not pk:
-            return [RowOutcome("error", 310001, "rows can only be deleted from a data extension with a primary key")] * len(keys)
+            return [
+                RowOutcome(
+                    "error", 310001, "rows can only be deleted from a data extension with a primary key"
+                )
+            ] * len(keys)
         records = []
         outcomes: list[RowOutcome | None] = [None] * len(keys)
         for i, key in enumerate(keys):
@@ -256,28 +287,35 @@ class DataExtensions:
                 delete_rows(con, table_name(de), pk, "__inc")
                 for ordinal, state in con.execute("SELECT __ord, status FROM __outcome").fetchall():
                     outcomes[ordinal] = (
-                        RowOutcome("deleted") if state == "deleted"
+                        RowOutcome("deleted")
+                        if state == "deleted"
                         else RowOutcome("missing", 310002, "no row with this primary key")
                     )
         return [o or RowOutcome("error", 2, "row not processed") for o in outcomes]
 
-    def select_rows(self, de: dict[str, Any], properties: Sequence[str], filter_part: Any | None) -> list[tuple[Any, ...]]:
+    def select_rows(
+        self, de: dict[str, Any], properties: Sequence[str], filter_part: Any | None
+    ) -> list[tuple[Any, ...]]:
         """Rendered rows for Retrieve; FilterError/KeyError name what is wrong."""
         by_name = {f.name.lower(): f for f in fields_of(de)}
         missing = [p for p in properties if p.lower() not in by_name]
         if missing:
             raise KeyError(", ".join(missing))
         select = ", ".join(render_sql(by_name[p.lower()], q(by_name[p.lower()].name)) for p in properties)
-        where, params = "TRUE", {}
+        where, params = "TRUE", dict[str, Any]()
         if filter_part is not None:
+
             def resolve(name: str) -> tuple[str, FieldDef | None]:
                 f = by_name.get(name.lower())
                 if f is None:
                     raise FilterError(f"the filter property {name} is not a field of {de['Name']}")
                 return q(f.name), f
+
             where, params = compile_filter(filter_part, resolve, allow_like=False)
         with self.store.connection() as con:
-            return con.execute(f"SELECT {select} FROM {table_name(de)} WHERE {where} ORDER BY rowid", params).fetchall()
+            return con.execute(
+                f"SELECT {select} FROM {table_name(de)} WHERE {where} ORDER BY rowid", params
+            ).fetchall()
 
 
 def _row_outcome(state: str, problems: list[tuple[str, int, str]], mode: Mode) -> RowOutcome:
@@ -288,7 +326,9 @@ def _row_outcome(state: str, problems: list[tuple[str, int, str]], mode: Mode) -
             return RowOutcome("error", 310003, "another row in this request has the same primary key")
         return RowOutcome("update")
     if state == "exists":
-        return RowOutcome("error", 310003, "Violation of PRIMARY KEY constraint: a row with this key already exists")
+        return RowOutcome(
+            "error", 310003, "Violation of PRIMARY KEY constraint: a row with this key already exists"
+        )
     if state == "missing":
         return RowOutcome("error", 310004, "no row with this primary key to update")
     first = problems[0] if problems else ("", 310007, "invalid data")

@@ -69,36 +69,60 @@ def _problem(f: FieldDef, src: str) -> str:
     checks: list[tuple[str, int, str]] = []
     limit = f.length_limit
     if f.field_type in ("Text", "EmailAddress", "Phone", "Locale") and limit:
-        checks.append((f"length({src}) > {limit}", 70002, f"exceeds the maximum length of {limit} for field {name}"))
+        checks.append(
+            (f"length({src}) > {limit}", 70002, f"exceeds the maximum length of {limit} for field {name}")
+        )
     match f.field_type:
         case "EmailAddress":
-            checks.append((f"NOT regexp_full_match({src}, {lit(rules.EMAIL_PATTERN)})", 310007,
-                           f"is not a valid email address for field {name}"))
+            checks.append(
+                (
+                    f"NOT regexp_full_match({src}, {lit(rules.EMAIL_PATTERN)})",
+                    310007,
+                    f"is not a valid email address for field {name}",
+                )
+            )
         case "Phone":
-            checks.append((f"NOT regexp_full_match({src}, {lit(rules.PHONE_PATTERN)})", 310007,
-                           f"is not a valid phone number for field {name}"))
+            checks.append(
+                (
+                    f"NOT regexp_full_match({src}, {lit(rules.PHONE_PATTERN)})",
+                    310007,
+                    f"is not a valid phone number for field {name}",
+                )
+            )
         case "Locale":
-            checks.append((f"NOT regexp_full_match({src}, {lit(rules.LOCALE_PATTERN)})", 310007,
-                           f"is not a valid locale for field {name}"))
+            checks.append(
+                (
+                    f"NOT regexp_full_match({src}, {lit(rules.LOCALE_PATTERN)})",
+                    310007,
+                    f"is not a valid locale for field {name}",
+                )
+            )
         case "Number":
-            checks.append((
-                f"NOT regexp_full_match(trim({src}), '[+-]?[0-9]+') OR TRY_CAST(trim({src}) AS HUGEINT) "
-                f"NOT BETWEEN {rules.NUMBER_MIN} AND {rules.NUMBER_MAX}",
-                310007, f"is not a whole number between {rules.NUMBER_MIN} and {rules.NUMBER_MAX} for field {name}",
-            ))
+            checks.append(
+                (
+                    f"NOT regexp_full_match(trim({src}), '[+-]?[0-9]+') OR TRY_CAST(trim({src}) AS HUGEINT) "
+                    f"NOT BETWEEN {rules.NUMBER_MIN} AND {rules.NUMBER_MAX}",
+                    310007,
+                    f"is not a whole number between {rules.NUMBER_MIN} and {rules.NUMBER_MAX} for field {name}",
+                )
+            )
         case "Decimal":
             p, s = f.precision or 18, f.scale or 0
-            checks.append((
-                f"NOT regexp_full_match(trim({src}), '[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)') "
-                f"OR length(regexp_replace(split_part(ltrim(trim({src}), '+-'), '.', 1), '^0+', '')) > {p - s}",
-                310007, f"is not a decimal with at most {p - s} integer digits for field {name}",
-            ))
+            checks.append(
+                (
+                    f"NOT regexp_full_match(trim({src}), '[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)') "
+                    f"OR length(regexp_replace(split_part(ltrim(trim({src}), '+-'), '.', 1), '^0+', '')) > {p - s}",
+                    310007,
+                    f"is not a decimal with at most {p - s} integer digits for field {name}",
+                )
+            )
         case "Date":
             checks.append((f"{_date_parse(src)} IS NULL", 310007, f"is not a valid date for field {name}"))
         case "Boolean":
             allowed = ", ".join(lit(v) for v in rules.BOOLEAN_TRUE + rules.BOOLEAN_FALSE)
-            checks.append((f"lower(trim({src})) NOT IN ({allowed})", 310007,
-                           f"is not a valid boolean for field {name}"))
+            checks.append(
+                (f"lower(trim({src})) NOT IN ({allowed})", 310007, f"is not a valid boolean for field {name}")
+            )
     if not checks:
         return "NULL"
     whens = " ".join(f"WHEN {cond} THEN {lit(f'{code}|{msg}')}" for cond, code, msg in checks)
@@ -123,8 +147,10 @@ def value_sql(f: FieldDef, src: str) -> str:
     """Text in `src` converted to the stored type (assumes it passed problem_sql)."""
     expr = src
     if f.default_value is not None:
-        default = "strftime(current_timestamp, '%m/%d/%Y %H:%M:%S')" if f.default_value.lower() == "now()" else lit(
-            f.default_value
+        default = (
+            "strftime(current_timestamp, '%m/%d/%Y %H:%M:%S')"
+            if f.default_value.lower() == "now()"
+            else lit(f.default_value)
         )
         expr = f"coalesce({src}, {default})"
     match f.field_type:

@@ -25,7 +25,9 @@ def build_app(service: MceService, issuer: TokenIssuer, base_url: Callable[[], s
             if not isinstance(payload, dict):
                 raise ValueError
         except (ValueError, json.JSONDecodeError):
-            return web.json_response({"error": "invalid_request", "error_description": "The body must be JSON."}, status=400)
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "The body must be JSON."}, status=400
+            )
         try:
             return web.json_response(issuer.issue(payload, base_url()))
         except OAuthError as exc:
@@ -43,7 +45,9 @@ def build_app(service: MceService, issuer: TokenIssuer, base_url: Callable[[], s
         payload = await request.read()
         action = request.headers.get("SOAPAction", "")
         loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(None, service.handle, action, payload, base_url() + "/Service.asmx")
+        reply = await loop.run_in_executor(
+            None, service.handle, action, payload, base_url() + "/Service.asmx"
+        )
         return web.Response(body=reply.body, status=reply.status, content_type="text/xml", charset="utf-8")
 
     app = web.Application(client_max_size=MAX_BODY)

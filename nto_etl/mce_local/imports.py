@@ -57,8 +57,19 @@ class Imports:
     # -- definitions ----------------------------------------------------------------------------
     def _body(self, obj: Any, existing: dict[str, Any] | None = None) -> dict[str, Any]:
         body = dict(existing or {})
-        for name in ("CustomerKey", "Name", "Description", "AllowErrors", "FieldMappingType", "FileSpec",
-                     "FileType", "UpdateType", "Delimiter", "HeaderLines", "ControlColumn"):
+        for name in (
+            "CustomerKey",
+            "Name",
+            "Description",
+            "AllowErrors",
+            "FieldMappingType",
+            "FileSpec",
+            "FileType",
+            "UpdateType",
+            "Delimiter",
+            "HeaderLines",
+            "ControlColumn",
+        ):
             value = getattr(obj, name, None)
             if value is not None:
                 body[name] = value
@@ -69,7 +80,11 @@ class Imports:
             body["RetrieveFileTransferLocation.CustomerKey"] = obj.RetrieveFileTransferLocation.CustomerKey
         if obj.FieldMaps is not None:
             body["FieldMaps"] = [
-                {"SourceName": m.SourceName, "SourceOrdinal": m.SourceOrdinal, "DestinationName": m.DestinationName}
+                {
+                    "SourceName": m.SourceName,
+                    "SourceOrdinal": _ordinal(m),
+                    "DestinationName": m.DestinationName,
+                }
                 for m in obj.FieldMaps.FieldMap
             ]
         self._validate(body)
@@ -94,7 +109,8 @@ class Imports:
             for m in maps:
                 if str(m.get("DestinationName") or "").lower() not in names:
                     raise ImportDefinitionError(
-                        f"FieldMap destination {m.get('DestinationName')} is not a field of {de['Name']}", 43060
+                        f"FieldMap destination {m.get('DestinationName')} is not a field of {de['Name']}",
+                        43060,
                     )
                 if m.get("SourceName") is None and m.get("SourceOrdinal") is None:
                     raise ImportDefinitionError("a FieldMap needs SourceName or SourceOrdinal", 43060)
@@ -114,7 +130,9 @@ class Imports:
 
     def create(self, obj: Any) -> dict[str, Any]:
         if obj.CustomerKey and self.store.get("ImportDefinition", obj.CustomerKey):
-            raise ImportDefinitionError(f"an import definition with CustomerKey {obj.CustomerKey} exists", 43030)
+            raise ImportDefinitionError(
+                f"an import definition with CustomerKey {obj.CustomerKey} exists", 43030
+            )
         body = self._body(obj)
         body.setdefault("UpdateType", "AddAndUpdate")
         body.setdefault("FieldMappingType", "InferFromColumnHeadings")
@@ -141,7 +159,10 @@ class Imports:
             "ImportStatus": "New",
             "ImportType": "Data Extensions",
             "DestinationID": definition.get("DestinationObject.CustomerKey"),
-            "NumberSuccessful": 0, "NumberErrors": 0, "NumberDuplicated": 0, "NumberRestricted": 0,
+            "NumberSuccessful": 0,
+            "NumberErrors": 0,
+            "NumberDuplicated": 0,
+            "NumberRestricted": 0,
             "TotalRows": 0,
         }
         summary_id = self.store.put("ImportResultsSummary", summary)
@@ -185,7 +206,9 @@ class Imports:
         if update_type == "ColumnBased":
             raise ImportRunError("ColumnBased imports are not supported by the local MCE")
         delimiter = "\t" if definition.get("FileType") == "TAB" else str(definition.get("Delimiter") or ",")
-        header_lines = int(definition.get("HeaderLines") if definition.get("HeaderLines") is not None else 1)
+        header_lines = int(
+            definition.get("HeaderLines", 1) if definition.get("HeaderLines") is not None else 1
+        )
         headers = _first_row(path, delimiter)
         if not headers:
             raise ImportRunError(f"file {path.name} is empty")
@@ -194,7 +217,9 @@ class Imports:
             raise ImportRunError(f"no column of {path.name} maps to a field of {de['Name']}")
         columns = "{" + ", ".join(f"{lit(f'c{i}')}: 'VARCHAR'" for i in range(len(headers))) + "}"
         with self.store.transaction() as con:
-            con.execute("DROP TABLE IF EXISTS __file; DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __scan")
+            con.execute(
+                "DROP TABLE IF EXISTS __file; DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __scan"
+            )
             con.execute(
                 f"CREATE TEMP TABLE __file AS SELECT row_number() OVER () AS __ord, * FROM read_csv(?, "
                 f"columns = {columns}, delim = ?, quote = '\"', escape = '\"', header = false, skip = ?, "
@@ -206,7 +231,11 @@ class Imports:
             selects = ["__ord"]
             for i, f in enumerate(fields):
                 source = mapping.get(f.name)
-                selects.append(f"NULLIF(c{source}, '') AS {q(f.name)}" if source is not None else f"NULL::VARCHAR AS {q(f.name)}")
+                selects.append(
+                    f"NULLIF(c{source}, '') AS {q(f.name)}"
+                    if source is not None
+                    else f"NULL::VARCHAR AS {q(f.name)}"
+                )
                 selects.append(f"{'TRUE' if source is not None else 'FALSE'} AS {presence(i)}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE __inc AS SELECT {', '.join(selects)} FROM __file")
             if update_type == "Overwrite":
@@ -227,6 +256,14 @@ class Imports:
                 error.counts = {**counts, "NumberSuccessful": 0}  # type: ignore[attr-defined]
                 raise error  # the transaction rolls back: nothing is imported
         return counts
+
+
+def _ordinal(field_map: Any) -> int | None:
+    """SourceOrdinal of a FieldMap. The schema makes SourceName|SourceOrdinal a required choice, and
+    zeep parses a falsy choice value as absent: when neither came through, the ordinal was 0."""
+    if field_map.SourceOrdinal is not None:
+        return int(field_map.SourceOrdinal)
+    return 0 if not field_map.SourceName else None
 
 
 def _first_row(path: Path, delimiter: str) -> list[str]:

@@ -36,7 +36,9 @@ def apply_rows(
     mode, key absent) | duplicate (a later row in the same batch has the same key).
     """
     pk = [(i, f) for i, f in enumerate(fields) if f.is_primary_key]
-    con.execute("DROP TABLE IF EXISTS __problems; DROP TABLE IF EXISTS __outcome; DROP TABLE IF EXISTS __exists")
+    con.execute(
+        "DROP TABLE IF EXISTS __problems; DROP TABLE IF EXISTS __outcome; DROP TABLE IF EXISTS __exists"
+    )
 
     # Per-field refusals, with insert semantics (absent = NULL) and update semantics (absent = keep).
     selects = []

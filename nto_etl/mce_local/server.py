@@ -1,7 +1,7 @@
 """Start and stop the whole local MCE (HTTP + SFTP) on loopback, in a background event loop.
 
-    with LocalMce() as mce:          # free ports, temporary state
-        info = mce.info             # everything a client needs
+with LocalMce() as mce:          # free ports, temporary state
+    info = mce.info             # everything a client needs
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ class LocalMce:
         self.ftp_root = self.state_dir / "ftp"
         self.data_extensions = DataExtensions(self.store)
         self.imports = Imports(self.store, self.data_extensions, self.ftp_root)
-        self.service = MceService(self.store, self.data_extensions, self.imports, self.issuer, self._login_url)
+        self.service = MceService(
+            self.store, self.data_extensions, self.imports, self.issuer, self._login_url
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -125,7 +127,9 @@ class LocalMce:
 
     async def _serve(self) -> None:
         http_port, sftp_port = self._ports
-        self._runner = web.AppRunner(build_app(self.service, self.issuer, lambda: self._base_url), access_log=None)
+        self._runner = web.AppRunner(
+            build_app(self.service, self.issuer, lambda: self._base_url), access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, http_port)
         await site.start()
@@ -133,8 +137,15 @@ class LocalMce:
         self._base_url = f"http://{self.host}:{port}"
         key = host_key(self.state_dir)
         c = self.credentials
-        self._sftp = await start_sftp(self.ftp_root, self.host, sftp_port, c.sftp_username, c.sftp_password, key,
-                                      self.state_dir / "authorized_keys")
+        self._sftp = await start_sftp(
+            self.ftp_root,
+            self.host,
+            sftp_port,
+            c.sftp_username,
+            c.sftp_password,
+            key,
+            self.state_dir / "authorized_keys",
+        )
         sftp_port = self._sftp.sockets[0].getsockname()[1]
         known_hosts = self.state_dir / "known_hosts"
         host_entry = self.host if sftp_port == 22 else f"[{self.host}]:{sftp_port}"

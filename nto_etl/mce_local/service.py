@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from nto_etl.mce_local.codec import OPERATIONS, SOAP_ENV, WSSE_NS, ClientFault, 
 from nto_etl.mce_local.dataext import DataExtensions, DefinitionError, RowOutcome
 from nto_etl.mce_local.filters import FilterError, compile_filter
 from nto_etl.mce_local.imports import ImportDefinitionError, Imports
+from nto_etl.mce_local.rows import Mode
 from nto_etl.mce_local.store import Store
 from nto_etl.mce_local.tokens import TokenIssuer
 
@@ -43,6 +45,8 @@ class InjectedFault:
     http_status: int = 500
     message: str = "Rate Limited: an abnormal spike in your call volume"
     remaining: int = 1
+    delay_seconds: float = 0.0  # answer this late; with fail=False the work is still done
+    fail: bool = True
 
 
 @dataclass
@@ -52,8 +56,14 @@ class SoapReply:
 
 
 class MceService:
-    def __init__(self, store: Store, des: DataExtensions, imports: Imports, issuer: TokenIssuer,
-                 login_url: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        des: DataExtensions,
+        imports: Imports,
+        issuer: TokenIssuer,
+        login_url: Callable[[], str],
+    ) -> None:
         self.codec = SoapCodec()
         self.types = self.codec.types
         self.store = store
@@ -89,7 +99,12 @@ class MceService:
         except etree.XMLSyntaxError as exc:
             return SoapReply(500, fault("soap:Client", f"The request is not well-formed XML: {exc}"))
         if action not in OPERATIONS:
-            return SoapReply(500, fault("soap:Client", f"Server did not recognize the value of HTTP Header SOAPAction: {action}."))
+            return SoapReply(
+                500,
+                fault(
+                    "soap:Client", f"Server did not recognize the value of HTTP Header SOAPAction: {action}."
+                ),
+            )
         if not self._authenticated(envelope):
             self.auth_failures += 1
             return SoapReply(500, fault("q0:Security", "Login failed", actor=actor))
@@ -98,10 +113,15 @@ class MceService:
             return SoapReply(500, fault("soap:Client", "The SOAP Body is missing."))
         self.calls[action] = self.calls.get(action, 0) + 1
         injected = self._injected(action)
-        if injected is not None:
+        if injected is not None and injected.delay_seconds:
+            time.sleep(injected.delay_seconds)
+        if injected is not None and injected.fail:
             if injected.api_code is None:
                 return SoapReply(injected.http_status, b"")
-            return SoapReply(injected.http_status, fault("soap:Server", injected.message, api_code=injected.api_code, actor=actor))
+            return SoapReply(
+                injected.http_status,
+                fault("soap:Server", injected.message, api_code=injected.api_code, actor=actor),
+            )
         try:
             request = self.codec.parse(action, body[0])
             value = getattr(self, f"_op_{action}")(request)
@@ -130,7 +150,9 @@ class MceService:
     def _ok(self, type_name: str, ordinal: int, message: str, **extra: Any) -> Any:
         if type_name.endswith("CreateResult"):
             extra.setdefault("NewID", 0)
-        return getattr(self.types, type_name)(StatusCode="OK", StatusMessage=message, OrdinalID=ordinal, **extra)
+        return getattr(self.types, type_name)(
+            StatusCode="OK", StatusMessage=message, OrdinalID=ordinal, **extra
+        )
 
     def _error(self, type_name: str, ordinal: int, code: int, message: str, **extra: Any) -> Any:
         if type_name.endswith("CreateResult"):
@@ -148,8 +170,16 @@ class MceService:
         type_name = f"DataExtension{kind}Result"
         if outcome.status in ("insert", "update", "deleted"):
             return self._ok(type_name, ordinal, f"{verb} DataExtensionObject")
-        errors = {"ValueError": [self.types.DataExtensionError(Name=n, ErrorCode=c, ErrorMessage=m)
-                                 for n, c, m in outcome.field_errors]} if outcome.field_errors else None
+        errors = (
+            {
+                "ValueError": [
+                    self.types.DataExtensionError(Name=n, ErrorCode=c, ErrorMessage=m)
+                    for n, c, m in outcome.field_errors
+                ]
+            }
+            if outcome.field_errors
+            else None
+        )
         extra: dict[str, Any] = {"ErrorMessage": outcome.message}
         if kind != "Delete" and errors:
             extra["ValueErrors"] = errors
@@ -160,8 +190,12 @@ class MceService:
         result = self.types.SystemStatusResult(
             StatusCode="OK", StatusMessage="System Status Retrieved", SystemStatus=self.system_status
         )
-        return {"Results": {"Result": [result]}, "OverallStatus": "OK", "OverallStatusMessage": "",
-                "RequestID": str(uuid.uuid4())}
+        return {
+            "Results": {"Result": [result]},
+            "OverallStatus": "OK",
+            "OverallStatusMessage": "",
+            "RequestID": str(uuid.uuid4()),
+        }
 
     def _write(self, operation: str, request: Any) -> dict[str, Any]:
         objects = list(request.Objects or [])
@@ -175,15 +209,21 @@ class MceService:
             if type_name == "DataExtensionObject":
                 de = self._row_target(obj)
                 if de is None:
-                    results[i] = self._error(f"DataExtension{kind}Result", i, 310001,
-                                             "Unable to find the data extension: set CustomerKey or Name")
+                    results[i] = self._error(
+                        f"DataExtension{kind}Result",
+                        i,
+                        310001,
+                        "Unable to find the data extension: set CustomerKey or Name",
+                    )
                 else:
                     rows.setdefault(de["ObjectID"], []).append(i)
                 continue
             results[i] = self._write_definition(kind, type_name, obj, i)
         for object_id, indexes in rows.items():
             de = self.store.find("DataExtension", "object_id = ?", [object_id])[0]
-            for i, outcome in zip(indexes, self._write_rows(kind, request, de, [objects[i] for i in indexes]), strict=True):
+            for i, outcome in zip(
+                indexes, self._write_rows(kind, request, de, [objects[i] for i in indexes]), strict=True
+            ):
                 verb = {"Create": "Created", "Update": "Updated", "Delete": "Deleted"}[kind]
                 results[i] = self._row_result(kind, i, outcome, verb)
         for result, obj in zip(results, objects, strict=True):
@@ -200,13 +240,15 @@ class MceService:
             return {p.Name: p.Value for p in (getattr(container, item, None) or [])} if container else {}
 
         if kind == "Delete":
-            return self.des.delete_rows(de, [props(o, "Keys", "Key") or props(o, "Properties", "Property") for o in objs])
+            return self.des.delete_rows(
+                de, [props(o, "Keys", "Key") or props(o, "Properties", "Property") for o in objs]
+            )
         rows = [{**props(o, "Keys", "Key"), **props(o, "Properties", "Property")} for o in objs]
         upsert = any(
             str(s.SaveAction) == "UpdateAdd" and str(s.PropertyName) in ("*", "DataExtensionObject")
             for s in _save_options(request)
         )
-        mode = "upsert" if upsert else ("insert" if kind == "Create" else "update")
+        mode: Mode = "upsert" if upsert else ("insert" if kind == "Create" else "update")
         return self.des.write_rows(de, rows, mode)
 
     def _write_definition(self, kind: str, type_name: str, obj: Any, i: int) -> Any:
@@ -216,8 +258,15 @@ class MceService:
                 result_type = f"DataExtension{kind}Result"
                 if kind == "Create":
                     body = self.des.create(obj)
-                    return self._ok(result_type, i, "Data Extension created.", NewObjectID=body["ObjectID"],
-                                    Object=self.types.DataExtension(CustomerKey=body["CustomerKey"], ObjectID=body["ObjectID"]))
+                    return self._ok(
+                        result_type,
+                        i,
+                        "Data Extension created.",
+                        NewObjectID=body["ObjectID"],
+                        Object=self.types.DataExtension(
+                            CustomerKey=body["CustomerKey"], ObjectID=body["ObjectID"]
+                        ),
+                    )
                 if kind == "Update":
                     self.des.update(obj)
                     return self._ok(result_type, i, "Data Extension updated.")
@@ -226,8 +275,15 @@ class MceService:
             if type_name == "ImportDefinition" and kind in ("Create", "Update"):
                 body = self.imports.create(obj) if kind == "Create" else self.imports.update(obj)
                 extra = {"NewObjectID": body["ObjectID"]} if kind == "Create" else {}
-                return self._ok(result_type, i, f"ImportDefinition {kind.lower()}d.", **extra,
-                                Object=self.types.ImportDefinition(CustomerKey=body["CustomerKey"], ObjectID=body["ObjectID"]))
+                return self._ok(
+                    result_type,
+                    i,
+                    f"ImportDefinition {kind.lower()}d.",
+                    **extra,
+                    Object=self.types.ImportDefinition(
+                        CustomerKey=body["CustomerKey"], ObjectID=body["ObjectID"]
+                    ),
+                )
         except (DefinitionError, ImportDefinitionError) as exc:
             return self._error(result_type, i, exc.code, str(exc))
         return self._error(result_type, i, 8, f"{kind} of {type_name} is not supported")
@@ -248,7 +304,10 @@ class MceService:
             with self._cursor_lock:
                 cursor = self._cursors.pop(r.ContinueRequest, None)
             if cursor is None:
-                return {"OverallStatus": "Error: ContinueRequest is not valid or has expired", "RequestID": request_id}
+                return {
+                    "OverallStatus": "Error: ContinueRequest is not valid or has expired",
+                    "RequestID": request_id,
+                }
             object_type, _, remaining = cursor
             return self._page(request_id, object_type, remaining)
         object_type = str(r.ObjectType or "")
@@ -264,7 +323,9 @@ class MceService:
             return {"OverallStatus": f"Error: {_message(exc)}", "RequestID": request_id}
         return self._page(request_id, object_type, results, batch)
 
-    def _page(self, request_id: str, object_type: str, results: list[Any], batch: int = PAGE_SIZE) -> dict[str, Any]:
+    def _page(
+        self, request_id: str, object_type: str, results: list[Any], batch: int = PAGE_SIZE
+    ) -> dict[str, Any]:
         page, rest = results[:batch], results[batch:]
         status = "OK"
         if rest:
@@ -275,7 +336,7 @@ class MceService:
 
     def _retrieve(self, object_type: str, properties: list[str], filter_part: Any) -> list[Any]:
         if object_type.startswith("DataExtensionObject[") and object_type.endswith("]"):
-            key = object_type[len("DataExtensionObject["):-1]
+            key = object_type[len("DataExtensionObject[") : -1]
             de = self.des.get(key) or self.des.get(None, key)
             if de is None:
                 raise LookupError(f"Data extension {key} does not exist")
@@ -288,7 +349,15 @@ class MceService:
             make = self.types.DataExtensionObject
             prop = self.types.APIProperty
             return [
-                make(Properties={"Property": [prop(Name=n, Value=v) for n, v in zip(properties, row, strict=True) if v is not None]})
+                make(
+                    Properties={
+                        "Property": [
+                            prop(Name=n, Value=v)
+                            for n, v in zip(properties, row, strict=True)
+                            if v is not None
+                        ]
+                    }
+                )
                 for row in rows
             ]
         if object_type not in OBJECT_TYPES:
@@ -297,8 +366,10 @@ class MceService:
         known = {name for name, _ in zeep_type.elements}
         bad = [p for p in properties if p.split(".")[0] not in known]
         if bad:
-            raise LookupError(f"The Request Property(s) {', '.join(bad)} do not match with the fields of {object_type} retrieve")
-        where, params = "TRUE", {}
+            raise LookupError(
+                f"The Request Property(s) {', '.join(bad)} do not match with the fields of {object_type} retrieve"
+            )
+        where, params = "TRUE", dict[str, Any]()
         if filter_part is not None:
             where, params = compile_filter(filter_part, _json_resolver(known, object_type), allow_like=True)
         with self.store.connection() as con:
@@ -342,15 +413,31 @@ class MceService:
                 except ImportDefinitionError as exc:
                     results.append(self._error("PerformResult", i, exc.code, str(exc)))
                     continue
-                task = self.types.TaskResult(StatusCode="OK", StatusMessage="OK", ID=str(task_id),
-                                             InteractionObjectID=definition["ObjectID"])
-                results.append(self._ok("PerformResult", i, f"ImportDefinition performed AsyncID:{task_id}",
-                                        Object=self.types.ImportDefinition(CustomerKey=definition["CustomerKey"]),
-                                        Task=task))
+                task = self.types.TaskResult(
+                    StatusCode="OK",
+                    StatusMessage="OK",
+                    ID=str(task_id),
+                    InteractionObjectID=definition["ObjectID"],
+                )
+                results.append(
+                    self._ok(
+                        "PerformResult",
+                        i,
+                        f"ImportDefinition performed AsyncID:{task_id}",
+                        Object=self.types.ImportDefinition(CustomerKey=definition["CustomerKey"]),
+                        Task=task,
+                    )
+                )
             else:
-                results.append(self._error("PerformResult", i, 8, f"Perform {action} is not supported on {type_name}"))
-        return {"Results": {"Result": results}, "OverallStatus": self._overall(results) if results else "Error",
-                "OverallStatusMessage": "", "RequestID": str(uuid.uuid4())}
+                results.append(
+                    self._error("PerformResult", i, 8, f"Perform {action} is not supported on {type_name}")
+                )
+        return {
+            "Results": {"Result": results},
+            "OverallStatus": self._overall(results) if results else "Error",
+            "OverallStatusMessage": "",
+            "RequestID": str(uuid.uuid4()),
+        }
 
     def _op_Execute(self, request: Any) -> dict[str, Any]:
         results = []
@@ -358,25 +445,40 @@ class MceService:
             if r.Name == "GetUserToken":
                 token = self.issuer.user_token()
                 prop = self.types.APIProperty
-                results.append(self.types.ExecuteResponse(
-                    StatusCode="OK", StatusMessage="User token issued",
-                    Results=[prop(Name="UserToken", Value=token), prop(Name="LoginURL", Value=self.login_url())],
-                ))
+                results.append(
+                    self.types.ExecuteResponse(
+                        StatusCode="OK",
+                        StatusMessage="User token issued",
+                        Results=[
+                            prop(Name="UserToken", Value=token),
+                            prop(Name="LoginURL", Value=self.login_url()),
+                        ],
+                    )
+                )
             else:
-                results.append(self.types.ExecuteResponse(StatusCode="Error", StatusMessage=f"Execute {r.Name} is not supported", ErrorCode=8))
+                results.append(
+                    self.types.ExecuteResponse(
+                        StatusCode="Error", StatusMessage=f"Execute {r.Name} is not supported", ErrorCode=8
+                    )
+                )
         status = "OK" if results and all(r.StatusCode == "OK" for r in results) else "Error"
         return {"OverallStatus": status, "RequestID": str(uuid.uuid4()), "Results": results}
 
     def _op_Describe(self, request: Any) -> dict[str, Any]:
         definitions = []
-        for r in (request.DescribeRequests.ObjectDefinitionRequest if request.DescribeRequests else []):
+        for r in request.DescribeRequests.ObjectDefinitionRequest if request.DescribeRequests else []:
             try:
                 zeep_type = self.codec.type_of(str(r.ObjectType))
             except LookupError:
                 continue
-            props = [self.types.PropertyDefinition(Name=name, IsRetrievable=True) for name, _ in zeep_type.elements]
-            definitions.append(self.types.ObjectDefinition(ObjectType=r.ObjectType, Name=r.ObjectType, IsRetrievable=True,
-                                                           Properties=props))
+            props = [
+                self.types.PropertyDefinition(Name=name, IsRetrievable=True) for name, _ in zeep_type.elements
+            ]
+            definitions.append(
+                self.types.ObjectDefinition(
+                    ObjectType=r.ObjectType, Name=r.ObjectType, IsRetrievable=True, Properties=props
+                )
+            )
         return {"ObjectDefinition": definitions, "RequestID": str(uuid.uuid4())}
 
     def _op_Extract(self, request: Any) -> dict[str, Any]:

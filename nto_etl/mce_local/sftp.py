@@ -34,7 +34,9 @@ class _EnhancedFtpServer(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         if self._gate.active >= MAX_CONNECTIONS:
-            conn.disconnect(asyncssh.DISC_TOO_MANY_CONNECTIONS, f"at most {MAX_CONNECTIONS} simultaneous connections")
+            conn.disconnect(
+                asyncssh.DISC_TOO_MANY_CONNECTIONS, f"at most {MAX_CONNECTIONS} simultaneous connections"
+            )
             return
         self._gate.active += 1
         self._counted = True
@@ -51,7 +53,9 @@ class _EnhancedFtpServer(asyncssh.SSHServer):
         return True
 
     def validate_password(self, username: str, password: str) -> bool:
-        return secrets.compare_digest(username, self._username) and secrets.compare_digest(password, self._password)
+        return secrets.compare_digest(username, self._username) and secrets.compare_digest(
+            password, self._password
+        )
 
     def public_key_auth_supported(self) -> bool:
         return self._authorized_keys is not None and self._authorized_keys.exists()
@@ -60,7 +64,7 @@ class _EnhancedFtpServer(asyncssh.SSHServer):
         if not secrets.compare_digest(username, self._username):
             return False
         keys = asyncssh.read_authorized_keys(str(self._authorized_keys))
-        return bool(keys.validate(key, "", "127.0.0.1"))
+        return keys.validate(key, "", "127.0.0.1") is not None
 
 
 def host_key(state_dir: Path) -> asyncssh.SSHKey:
@@ -74,7 +78,12 @@ def host_key(state_dir: Path) -> asyncssh.SSHKey:
 
 
 async def start_sftp(
-    root: Path, host: str, port: int, username: str, password: str, key: asyncssh.SSHKey,
+    root: Path,
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    key: asyncssh.SSHKey,
     authorized_keys: Path | None = None,
 ) -> asyncssh.SSHAcceptor:
     for folder in FOLDERS:

@@ -78,13 +78,19 @@ class Store:
         with self.connection() as con:
             con.execute(
                 "UPDATE objects SET body = ?, customer_key = ? WHERE object_type = ? AND object_id = ?",
-                [json.dumps({**body, "ObjectID": object_id}, default=str), body.get("CustomerKey"),
-                 object_type, object_id],
+                [
+                    json.dumps({**body, "ObjectID": object_id}, default=str),
+                    body.get("CustomerKey"),
+                    object_type,
+                    object_id,
+                ],
             )
 
     def remove(self, object_type: str, object_id: str) -> None:
         with self.connection() as con:
-            con.execute("DELETE FROM objects WHERE object_type = ? AND object_id = ?", [object_type, object_id])
+            con.execute(
+                "DELETE FROM objects WHERE object_type = ? AND object_id = ?", [object_type, object_id]
+            )
 
     def get(self, object_type: str, customer_key: str) -> dict[str, Any] | None:
         """The object with this external key (MCE matches keys case-insensitively)."""
@@ -96,7 +102,9 @@ class Store:
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def find(self, object_type: str, where: str = "TRUE", params: list[Any] | None = None) -> list[dict[str, Any]]:
+    def find(
+        self, object_type: str, where: str = "TRUE", params: list[Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Objects of a type matching a compiled filter (see `filters.compile_filter`)."""
         with self.connection() as con:
             rows = con.execute(

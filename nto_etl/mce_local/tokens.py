@@ -44,7 +44,11 @@ class OAuthError(Exception):
     def __init__(self, status: int, error: str, description: str) -> None:
         super().__init__(description)
         self.status = status
-        self.body = {"error": error, "error_description": description, "error_uri": "https://developer.salesforce.com/docs"}
+        self.body = {
+            "error": error,
+            "error_description": description,
+            "error_uri": "https://developer.salesforce.com/docs",
+        }
 
 
 class TokenIssuer:
@@ -68,12 +72,18 @@ class TokenIssuer:
             raise OAuthError(400, "unsupported_grant_type", "Use grant_type client_credentials.")
         c = self.credentials
         if not secrets.compare_digest(str(request.get("client_id", "")), c.client_id):
-            raise OAuthError(401, "invalid_client", "Invalid client ID. Use the client ID in Marketing Cloud Installed Packages.")
+            raise OAuthError(
+                401,
+                "invalid_client",
+                "Invalid client ID. Use the client ID in Marketing Cloud Installed Packages.",
+            )
         if not secrets.compare_digest(str(request.get("client_secret", "")), c.client_secret):
             raise OAuthError(401, "invalid_client", "Client authentication failed.")
         account = request.get("account_id")
         if account not in (None, "") and str(account) != c.account_id:
-            raise OAuthError(401, "unauthorized_client", f"The client is not authorized for account {account}.")
+            raise OAuthError(
+                401, "unauthorized_client", f"The client is not authorized for account {account}."
+            )
         token = secrets.token_urlsafe(48)
         with self._lock:
             now = self._clock()

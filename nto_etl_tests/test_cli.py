@@ -1,0 +1,88 @@
+"""The `nto-etl` command: the local MCE as a process, ping, and the demo walk-through."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nto_etl.cli import main
+from nto_etl.walkthrough import run_walkthrough
+
+REQUIRED = {
+    "auth_url",
+    "soap_url",
+    "wsdl_url",
+    "client_id",
+    "client_secret",
+    "account_id",
+    "sftp_host",
+    "sftp_port",
+    "sftp_username",
+    "sftp_password",
+}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_mce_local_process_prints_its_endpoints_and_answers_ping(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nto_etl.cli", "mce-local", "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        assert set(info) >= REQUIRED
+        assert info["soap_url"].startswith("http://127.0.0.1:")
+        (tmp_path / "info.json").write_text(json.dumps(info))
+        assert main(["ping", "--local-info", str(tmp_path / "info.json")]) == 0
+        info["client_secret"] = "wrong"
+        (tmp_path / "bad.json").write_text(json.dumps(info))
+        assert main(["ping", "--local-info", str(tmp_path / "bad.json")]) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+
+
+def test_ping_without_configuration_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("NTO_MCE_AUTH_URL", "NTO_MCE_CLIENT_ID", "NTO_MCE_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["ping"]) == 2
+    assert "NTO_MCE_AUTH_URL is required" in capsys.readouterr().err
+
+
+def test_ping_reports_an_unreachable_host(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NTO_MCE_AUTH_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NTO_MCE_CLIENT_ID", "id")
+    monkeypatch.setenv("NTO_MCE_CLIENT_SECRET", "secret-value")
+    assert main(["ping"]) == 4
+    err = capsys.readouterr().err
+    assert "unreachable" in err and "secret-value" not in err
+
+
+def test_local_mce_refuses_non_loopback_addresses() -> None:
+    from nto_etl.mce_local import LocalMce
+
+    with pytest.raises(ValueError, match="loopback only"):
+        LocalMce(host="0.0.0.0")  # noqa: S104 - the point of the test
+
+
+def test_walkthrough_twice_imports_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_walkthrough(tmp_path, REPO / "data") == 0
+    first = capsys.readouterr().out
+    assert "rows imported" in first and "created" in first
+    assert run_walkthrough(tmp_path, REPO / "data") == 0
+    second = capsys.readouterr().out
+    assert "nothing to do" in second and "rows imported" not in second
+    rows_line = [line for line in second.splitlines() if "holds" in line]
+    assert rows_line and rows_line[0].split("holds ")[1].startswith("19 rows")
