@@ -186,3 +186,48 @@ def test_retrieve_with_filters(client: MceClient, key: str) -> None:
         keys(f("Email", "like", "%f1%"))
     with pytest.raises(MceValidationError, match="do not match with the fields"):
         list(dex.retrieve_rows(client, key, ["NoSuchColumn"]))
+
+
+def test_phone_locale_and_default_values(client: MceClient, key: str) -> None:
+    make_de(
+        client,
+        key,
+        [
+            dex.DEField("Id", "Text", 10, is_primary_key=True),
+            dex.DEField("Phone", "Phone"),
+            dex.DEField("Locale", "Locale"),
+            dex.DEField("Tier", "Text", 10, is_required=True, default_value="bronze"),
+            dex.DEField("Joined", "Date", default_value="Now()"),
+        ],
+    )
+    result = dex.upsert_rows(
+        client,
+        key,
+        [
+            {"Id": "1", "Phone": "+1 (503) 555-0100", "Locale": "en-US"},
+            {"Id": "2", "Phone": "call me", "Locale": "en-US"},
+            {"Id": "3", "Phone": "5035550101", "Locale": "english"},
+        ],
+    )
+    assert [(e.ordinal, e.name) for e in result.field_errors] == [(1, "Phone"), (2, "Locale")]
+    row = all_rows(client, key, ["Id", "Tier", "Joined"])["1"]
+    assert row["Tier"] == "bronze"
+    assert row["Joined"] is not None and row["Joined"].endswith(("AM", "PM"))
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    from nto_etl.connections import local_settings
+    from nto_etl.mce_local import LocalMce
+
+    with LocalMce(tmp_path) as mce:
+        first = MceClient(local_settings(mce.info)[0])
+        make_de(first, "Kept")
+        dex.upsert_rows(first, "Kept", [{"SubscriberKey": "K", "Email": "k@example.com"}])
+        credentials = mce.info.client_secret
+    with LocalMce(tmp_path) as mce:
+        assert mce.info.client_secret == credentials
+        again = MceClient(local_settings(mce.info)[0])
+        assert dex.describe_data_extension(again, "Kept").primary_key == ["SubscriberKey"]
+        assert list(all_rows(again, "Kept", ["SubscriberKey", "Email"]).values()) == [
+            {"SubscriberKey": "K", "Email": "k@example.com"}
+        ]
