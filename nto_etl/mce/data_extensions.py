@@ -17,28 +17,11 @@ import pandas as pd
 
 from nto_etl.mce.client import SYNC_BATCH_SIZE, MceClient, ObjectResult, raise_for_results
 from nto_etl.mce.errors import FieldError, MceNotFoundError
+from nto_etl.mce.fields import FIELD_TYPES, DEField
 
-FIELD_TYPES = ("Text", "Number", "Decimal", "Date", "Boolean", "EmailAddress", "Phone", "Locale")
+__all__ = ["FIELD_TYPES", "DEField", "DataExtensionSpec"]
+
 SUBSCRIBER_KEY = "Subscriber Key"
-
-
-@dataclass(frozen=True)
-class DEField:
-    """One data-extension column, as MCE defines it."""
-
-    name: str
-    field_type: str = "Text"
-    max_length: int | None = None
-    precision: int | None = None
-    scale: int | None = None
-    is_primary_key: bool = False
-    is_required: bool = False
-    default_value: str | None = None
-    description: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.field_type not in FIELD_TYPES:
-            raise ValueError(f"field {self.name}: unknown MCE field type {self.field_type!r}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""Contract of email tracking events as MCE reports them (sent, open, click, bounce, unsubscribe)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from nto_etl.contracts.fields import Timestamp, mce_field
+
+EVENT_TYPES = ["Sent", "Open", "Click", "HardBounce", "SoftBounce", "OtherBounce", "Unsubscribe"]
+
+
+class TrackingEvent(pa.DataFrameModel):
+    """One tracking event; natural key (send_id, subscriber_key, event_type, event_date, url)."""
+
+    send_id: Series[pd.Int64Dtype] = mce_field("MCE SendID (JobID)", "Number", required=True, ge=0)
+    subscriber_key: Series[str] = mce_field("MCE subscriber key", max_length=254, required=True)
+    event_type: Series[str] = mce_field(
+        "Sent, Open, Click, HardBounce, SoftBounce, OtherBounce or Unsubscribe",
+        max_length=20,
+        required=True,
+        isin=EVENT_TYPES,
+    )
+    event_date: Series[Timestamp] = mce_field(
+        "When it happened, MCE server time (CST, no DST)", "Date", required=True
+    )
+    url: Series[str] = mce_field("Clicked URL (clicks only)", max_length=900)
+    bounce_category: Series[str] = mce_field("Bounce category (bounces only)", max_length=50)
+    smtp_code: Series[str] = mce_field("SMTP code (bounces only)", max_length=10)
+    batch_id: Series[pd.Int64Dtype] = mce_field("MCE BatchID", "Number", ge=0)
+
+    class Config:
+        strict = True
+        coerce = True
+        metadata = {"dataset": "tracking_events"}

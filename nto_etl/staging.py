@@ -1,0 +1,486 @@
+"""Staging a CRM export: read it in chunks, validate it against its contract, write what MCE will import.
+
+    result = stage_export("sftp://crm/exports/contacts_2026-11-27.csv", Contact, Path("staging/contacts"))
+
+Out come two files: the staged CSV (valid rows, MCE's formats, the contract's column
+order, one row per primary key) and a rejects CSV (for each refused row: its row and
+line number in the source, the column, the failed check and the value). A file that
+cannot be read at all raises `ExportFileError` and stages nothing.
+
+Rules (documented in the README):
+- empty cells are nulls (MCE stores no empty strings); text is kept as text, so leading
+  zeros in postal codes and phones survive;
+- booleans accept true/false, 1/0, yes/no, y/n in any case, parsed before validation;
+- a primary key repeated in one export keeps the row with the latest modified time
+  (the later row on a tie); the others are reported as `duplicate_key` and not staged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import fsspec
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as arrow
+import pyarrow.csv as pacsv
+
+from nto_etl.contracts.fields import dataset_info, de_fields
+from nto_etl.mce import rules
+from nto_etl.mce.fields import DEField
+
+DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+# What the staged CSV says for a Date: 24-hour US format, as MCE documents for imports.
+STAGED_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
+REJECT_COLUMNS = ["row", "line", "column", "check", "value"]
+DELIMITER_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+class ExportFileError(ValueError):
+    """The export cannot be staged at all; nothing was staged from it."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class StageResult:
+    source: str
+    source_sha256: str
+    staged_path: Path
+    rejects_path: Path
+    rows_read: int
+    rows_staged: int
+    rows_rejected: int
+    duplicates_superseded: int
+    failures: dict[str, int] = field(default_factory=dict)  # "column: check" -> rows
+
+    @property
+    def reject_share(self) -> float:
+        return self.rows_rejected / self.rows_read if self.rows_read else 0.0
+
+
+def stage_export(
+    source: str,
+    model: type[pa.DataFrameModel],
+    out_dir: Path,
+    *,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    delimiter: str = ",",
+    storage_options: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> StageResult:
+    """Validate `source` (any fsspec URL or path) against `model` and write staged + rejects CSVs."""
+    fields = de_fields(model)
+    columns = [f.name for f in fields]
+    options = storage_options or {}
+    digest, size = _checksum(source, options)
+    if size == 0:
+        raise ExportFileError(source, "the file is empty")
+    header = _read_header(source, options, delimiter)
+    _check_header(source, header, columns, delimiter)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = name or Path(source.rstrip("/")).stem
+    staged_path, rejects_path = out_dir / f"{base}.csv", out_dir / f"{base}.rejects.csv"
+    con = duckdb.connect()
+    con.execute(f"SET temp_directory = {_sql_path(out_dir / '.tmp')}")
+    con.execute(f"CREATE TABLE staged ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
+    con.execute(
+        'CREATE TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
+    )
+
+    rows_read = 0
+    arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
+    for chunks in (arrow_reader, _CsvChunks(source, options, columns, delimiter)):
+        con.execute("DELETE FROM staged; DELETE FROM rejects")
+        rows_read = 0
+        for chunk, malformed in chunks:
+            rows_read += len(chunk) + len(malformed)
+            valid, rejects = validate_chunk(chunk, model, fields)
+            _append(con, "staged", valid)
+            _append(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
+        if not arrow_reader.found_malformed:
+            break  # otherwise read again with the exact reader, which numbers rows around malformed ones
+
+    info = dataset_info(model)
+    superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
+    _write_staged(con, fields, staged_path)
+    con.execute(
+        f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO \'{_tmp(rejects_path)}\' '
+        "(HEADER, DELIMITER ',')"
+    )
+    os.replace(_tmp(rejects_path), rejects_path)
+    staged = _scalar(con, "SELECT count(*) FROM staged")
+    rejected = _scalar(con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'")
+    failures = dict(
+        con.execute(
+            "SELECT coalesce(\"column\" || ': ', '') || \"check\", count(DISTINCT row) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+    )
+    con.close()
+    return StageResult(
+        source, digest, staged_path, rejects_path, rows_read, staged, rejected, superseded, failures
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def _checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    try:
+        with fsspec.open(source, "rb", **options) as handle:
+            while block := handle.read(DEFAULT_BLOCK_BYTES):
+                hasher.update(block)
+                size += len(block)
+    except FileNotFoundError:
+        raise ExportFileError(source, "the file does not exist") from None
+    return hasher.hexdigest(), size
+
+
+def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[str]:
+    with fsspec.open(source, "rb", **options) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        try:
+            header = next(csv.reader(text, delimiter=delimiter), [])
+        except UnicodeDecodeError as exc:
+            raise ExportFileError(
+                source, f"the header is not UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
+    if not header or all(not h.strip() for h in header):
+        raise ExportFileError(source, "the file has no header row")
+    return [h.strip() for h in header]
+
+
+def _check_header(source: str, header: list[str], columns: list[str], delimiter: str) -> None:
+    missing = [c for c in columns if c not in header]
+    unknown = [h for h in header if h not in columns]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if not (missing or unknown or repeated):
+        return
+    problems = []
+    if missing:
+        problems.append(f"missing columns {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown columns {', '.join(unknown)}")
+    if repeated:
+        problems.append(f"repeated columns {', '.join(repeated)}")
+    message = "; ".join(problems)
+    if len(header) == 1:
+        for sep, label in DELIMITER_HINTS.items():
+            if sep != delimiter and sep in header[0]:
+                message += f" (the header looks delimited by {label}, expected {delimiter!r})"
+    raise ExportFileError(source, message)
+
+
+Chunk = tuple[pd.DataFrame, pd.DataFrame]  # (rows as text with __line, malformed rows as rejects)
+NO_REJECTS = pd.DataFrame(columns=REJECT_COLUMNS)
+
+
+def _number(frame: pd.DataFrame, columns: list[str], first_row: int, first_line: int) -> int:
+    """Index rows from first_row and add __line (where each record starts); returns the next line."""
+    embedded = np.zeros(len(frame), dtype="int64")
+    for c in columns:
+        embedded += frame[c].str.count("\n").fillna(0).to_numpy(dtype="int64")
+    frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    frame["__line"] = first_line + np.arange(len(frame)) + np.cumsum(embedded) - embedded
+    return first_line + len(frame) + int(embedded.sum())
+
+
+class _ArrowChunks:
+    """The fast path: pyarrow's streaming CSV reader, blocks of at most `block_bytes`.
+
+    Arrow skips malformed rows (wrong field count) without saying where they were, so
+    when it meets one the staging starts over with `_CsvChunks`.
+    """
+
+    def __init__(
+        self, source: str, options: dict[str, Any], columns: list[str], delimiter: str, block_bytes: int
+    ):
+        self.source, self.options, self.columns = source, options, columns
+        self.delimiter, self.block_bytes = delimiter, block_bytes
+        self.found_malformed = False
+
+    def _skip(self, row: Any) -> str:
+        self.found_malformed = True
+        return "skip"
+
+    def __iter__(self) -> Iterator[Chunk]:
+        next_row, next_line = 1, 2
+        with fsspec.open(self.source, "rb", **self.options) as handle:
+            try:
+                reader = pacsv.open_csv(
+                    handle,
+                    read_options=pacsv.ReadOptions(block_size=self.block_bytes, encoding="utf8"),
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=self._skip
+                    ),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={c: arrow.string() for c in self.columns},
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=True,
+                    ),
+                )
+                for batch in reader:
+                    if self.found_malformed:
+                        return
+                    frame = batch.to_pandas()[self.columns]
+                    next_line = _number(frame, self.columns, next_row, next_line)
+                    next_row += len(frame)
+                    yield frame, NO_REJECTS
+            except arrow.ArrowInvalid as exc:
+                raise ExportFileError(
+                    self.source, _arrow_problem(str(exc), self.source, self.options)
+                ) from None
+
+
+class _CsvChunks:
+    """The exact path: Python's csv reader, for files with malformed rows."""
+
+    def __init__(
+        self,
+        source: str,
+        options: dict[str, Any],
+        columns: list[str],
+        delimiter: str,
+        chunk_rows: int = 100_000,
+    ):
+        self.source, self.options, self.columns = source, options, columns
+        self.delimiter, self.chunk_rows = delimiter, chunk_rows
+
+    def __iter__(self) -> Iterator[Chunk]:
+        width = len(self.columns)
+        with fsspec.open(self.source, "rb", **self.options) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text, delimiter=self.delimiter, strict=True)
+            try:
+                header = next(reader)
+                order = [header.index(c) for c in self.columns]
+                records: list[list[str]] = []
+                rows: list[int] = []
+                lines: list[int] = []
+                malformed: list[dict[str, Any]] = []
+                line = reader.line_num + 1
+                for number, record in enumerate(reader, start=1):
+                    if len(record) == width:
+                        records.append([record[i] for i in order])
+                        rows.append(number)
+                        lines.append(line)
+                    elif record:
+                        malformed.append(
+                            {
+                                "row": number,
+                                "line": line,
+                                "column": None,
+                                "check": f"field_count({width})",
+                                "value": f"{len(record)} fields: " + self.delimiter.join(record)[:200],
+                            }
+                        )
+                    line = reader.line_num + 1
+                    if len(records) >= self.chunk_rows:
+                        yield (
+                            self._chunk(records, rows, lines),
+                            pd.DataFrame(malformed, columns=REJECT_COLUMNS),
+                        )
+                        records, rows, lines, malformed = [], [], [], []
+                if records or malformed:
+                    yield self._chunk(records, rows, lines), pd.DataFrame(malformed, columns=REJECT_COLUMNS)
+            except csv.Error as exc:
+                raise ExportFileError(
+                    self.source,
+                    f"the file cannot be parsed as CSV at line {reader.line_num} "
+                    f"({exc}); it may be truncated",
+                ) from None
+            except UnicodeDecodeError:
+                raise ExportFileError(
+                    self.source, f"the file is not UTF-8: {_first_bad_byte(self.source, self.options)}"
+                ) from None
+
+    def _chunk(self, records: list[list[str]], rows: list[int], lines: list[int]) -> pd.DataFrame:
+        frame = pd.DataFrame(records, columns=self.columns, index=pd.Index(rows), dtype="str")
+        frame = frame.replace("", None)
+        frame["__line"] = np.asarray(lines, dtype="int64")
+        return frame
+
+
+def _arrow_problem(message: str, source: str, options: dict[str, Any]) -> str:
+    if "UTF8" in message or "utf8" in message.lower():
+        return f"the file is not UTF-8: {_first_bad_byte(source, options)}"
+    return f"the file cannot be parsed as CSV ({message.splitlines()[0]}); it may be truncated"
+
+
+def _first_bad_byte(source: str, options: dict[str, Any]) -> str:
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with fsspec.open(source, "rb", **options) as handle:
+        while block := handle.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return f"invalid byte 0x{block[exc.start]:02x} at byte {offset + exc.start}"
+            offset += len(block)
+    return "invalid UTF-8"
+
+
+# -- validation ------------------------------------------------------------------------------------
+def validate_chunk(
+    chunk: pd.DataFrame, model: type[pa.DataFrameModel], fields: tuple[DEField, ...]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid rows coerced to the contract, with __row/__line) and (rejects, one row per failure)."""
+    lines = chunk.pop("__line")
+    frame = chunk.replace("", None)
+    for f in fields:
+        if f.field_type == "Boolean":
+            frame[f.name] = _parse_booleans(frame[f.name])
+    rejects: list[pd.DataFrame] = []
+    valid = frame
+    for _ in range(3):  # coercion failures first, then the checks on the rows that coerced
+        try:
+            valid = model.validate(frame, lazy=True)
+            break
+        except pa.errors.SchemaErrors as errors:
+            cases = errors.failure_cases
+            row_level = cases[cases["index"].notna()]
+            column_level = cases[cases["index"].isna()]
+            if row_level.empty:
+                problem = "; ".join(f"{c.column}: {c.check}" for c in column_level.itertuples())
+                raise ValueError(f"the contract {model.__name__} cannot be applied: {problem}") from None
+            rejects.append(_reject_rows(row_level, lines))
+            frame = frame.drop(index=row_level["index"].astype("int64").unique())
+    else:
+        raise AssertionError("validation did not converge")
+    valid = valid.copy()
+    valid["__row"] = valid.index.astype("int64")
+    valid["__line"] = lines.loc[valid.index].astype("int64")
+    reject_frame = pd.concat(rejects) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
+    return valid, reject_frame
+
+
+def _parse_booleans(values: pd.Series) -> pd.Series:
+    lowered = values.str.strip().str.lower()
+    parsed = pd.Series(pd.NA, index=values.index, dtype="object")
+    parsed[lowered.isin(rules.BOOLEAN_TRUE)] = True
+    parsed[lowered.isin(rules.BOOLEAN_FALSE)] = False
+    unknown = values.notna() & ~lowered.isin(rules.BOOLEAN_TRUE + rules.BOOLEAN_FALSE)
+    parsed[unknown] = values[unknown]  # left as text: the contract's coercion reports it
+    return parsed
+
+
+def _reject_rows(cases: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
+    cases = cases.copy()
+    cases["row"] = cases["index"].astype("int64")
+    # A failed coercion is reported twice by pandera (coerce_dtype and dtype); keep the first.
+    coerced = set(
+        cases.loc[cases["check"].str.startswith("coerce_dtype"), ["row", "column"]].itertuples(index=False)
+    )
+    duplicate_dtype = cases["check"].str.startswith("dtype(") & pd.Series(
+        [(r, c) in coerced for r, c in zip(cases["row"], cases["column"], strict=True)], index=cases.index
+    )
+    cases = cases[~duplicate_dtype]
+    return pd.DataFrame(
+        {
+            "row": cases["row"].to_numpy(),
+            "line": lines.loc[cases["row"]].to_numpy(),
+            "column": cases["column"].astype(str).to_numpy(),
+            "check": cases["check"].astype(str).to_numpy(),
+            "value": cases["failure_case"].astype(str).to_numpy(),
+        }
+    )
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _duck_columns(fields: tuple[DEField, ...]) -> str:
+    from nto_etl.contracts.fields import duckdb_type
+
+    return ", ".join(f'"{f.name}" {duckdb_type(f)}' for f in fields)
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    con.register("__chunk", frame)
+    names = ", ".join(f'"{c}"' for c in frame.columns)
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __chunk")
+    con.unregister("__chunk")
+
+
+def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], modified: str | None) -> int:
+    if not key:
+        return 0
+    partition = ", ".join(f'"{k}"' for k in key)
+    order = (f'"{modified}" DESC NULLS LAST, ' if modified else "") + "__row DESC"
+    con.execute(
+        f"CREATE TABLE ranked AS SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS __rank, "
+        f"first_value(__row) OVER (PARTITION BY {partition} ORDER BY {order}) AS __winner FROM staged"
+    )
+    superseded = _scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
+    if superseded:
+        keys = " || '|' || ".join(f'CAST("{k}" AS VARCHAR)' for k in key)
+        con.execute(
+            "INSERT INTO rejects SELECT __row, __line, "
+            f"'{'|'.join(key)}', 'duplicate_key', {keys} || ' (kept row ' || __winner || ')' "
+            "FROM ranked WHERE __rank > 1"
+        )
+        con.execute("DELETE FROM staged WHERE __row IN (SELECT __row FROM ranked WHERE __rank > 1)")
+    con.execute("DROP TABLE ranked")
+    return superseded
+
+
+def staged_select(fields: tuple[DEField, ...]) -> str:
+    """SQL rendering each column in the text MCE imports (dates, booleans, decimals)."""
+    parts = []
+    for f in fields:
+        col = f'"{f.name}"'
+        if f.field_type == "Date":
+            parts.append(f"strftime({col}, '{STAGED_DATE_FORMAT}') AS {col}")
+        elif f.field_type == "Boolean":
+            parts.append(f"CASE WHEN {col} THEN 'true' WHEN NOT {col} THEN 'false' END AS {col}")
+        else:
+            parts.append(f"CAST({col} AS VARCHAR) AS {col}")
+    return ", ".join(parts)
+
+
+def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], path: Path) -> None:
+    con.execute(
+        f"COPY (SELECT {staged_select(fields)} FROM staged ORDER BY __row) TO {_sql_path(_tmp(path))} "
+        "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
+    )
+    os.replace(_tmp(path), path)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+def _sql_path(path: Path) -> str:
+    """A file path as a SQL string literal (COPY takes no bound parameter for its target)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_staged(path: Path | str, model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """A staged CSV parsed back into the contract's types (for checks and round trips)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None)
+    for f in de_fields(model):
+        if f.field_type == "Boolean":
+            frame[f.name] = _parse_booleans(frame[f.name])
+        elif f.field_type == "Date":
+            frame[f.name] = pd.to_datetime(frame[f.name], format=STAGED_DATE_FORMAT)
+    return model.validate(frame, lazy=True)
