@@ -72,6 +72,23 @@ def _demo(args: argparse.Namespace) -> int:
     return run_walkthrough(Path(args.state_dir), Path(args.data_dir))
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from nto_etl.generate import generate
+
+    files = generate(
+        args.rows,
+        args.seed,
+        Path(args.out),
+        date.fromisoformat(args.start_date),
+        args.days,
+        progress=args.rows >= 100_000,
+    )
+    print(f"wrote {len(files)} files under {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nto-etl", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -96,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", default=".state/demo", help="local MCE state and outputs")
     demo.add_argument("--data-dir", default="data", help="the sample CRM data")
     demo.set_defaults(func=_demo)
+    gen = sub.add_parser("generate", help="write a seeded synthetic CRM (daily exports + web analytics)")
+    gen.add_argument("--rows", type=int, required=True, help="contacts in the CRM by the last day")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--start-date", default="2026-11-01", help="first day (YYYY-MM-DD)")
+    gen.add_argument("--days", type=int, default=3, help="number of daily files per dataset")
+    gen.set_defaults(func=_generate)
     return parser
 
 

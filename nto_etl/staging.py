@@ -103,7 +103,7 @@ def stage_export(
 
     rows_read = 0
     arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
-    for chunks in (arrow_reader, _CsvChunks(source, options, columns, delimiter)):
+    for chunks in (arrow_reader, _CsvChunks(source, options, columns, delimiter, max(1, block_bytes // 256))):
         con.execute("DELETE FROM staged; DELETE FROM rejects")
         rows_read = 0
         for chunk, malformed in chunks:
@@ -118,7 +118,7 @@ def stage_export(
     superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
     _write_staged(con, fields, staged_path)
     con.execute(
-        f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO \'{_tmp(rejects_path)}\' '
+        f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {_sql_path(_tmp(rejects_path))} '
         "(HEADER, DELIMITER ',')"
     )
     os.replace(_tmp(rejects_path), rejects_path)
@@ -150,14 +150,14 @@ def _checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
 
 
 def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[str]:
-    with fsspec.open(source, "rb", **options) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        try:
-            header = next(csv.reader(text, delimiter=delimiter), [])
-        except UnicodeDecodeError as exc:
-            raise ExportFileError(
-                source, f"the header is not UTF-8 ({exc.reason} at byte {exc.start})"
-            ) from None
+    with fsspec.open(source, "rb", **options) as handle:
+        start = handle.read(1 << 16)
+    first_line = start.split(b"\n", 1)[0]
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ExportFileError(source, f"the header is not UTF-8 (invalid byte at byte {exc.start})") from None
+    header = next(csv.reader([text.rstrip("\r")], delimiter=delimiter), [])
     if not header or all(not h.strip() for h in header):
         raise ExportFileError(source, "the file has no header row")
     return [h.strip() for h in header]

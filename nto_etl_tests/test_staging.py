@@ -1,0 +1,256 @@
+"""Staging CRM exports: what real exports contain, what makes them unreadable, and what gets rejected."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import pytest
+from sshfs import SSHFileSystem
+
+from nto_etl import transfer
+from nto_etl.connections import local_settings
+from nto_etl.contracts import Contact, NewsletterSubscription
+from nto_etl.de_specs import de_spec
+from nto_etl.generate import generate
+from nto_etl.mce import data_extensions as dex
+from nto_etl.mce import imports
+from nto_etl.mce.client import MceClient
+from nto_etl.mce_local import LocalMce
+from nto_etl.staging import ExportFileError, read_staged, stage_export
+
+HEADER = (
+    "customer_id,subscriber_key,email,first_name,last_name,phone,street,city,state,postal_code,"
+    "country,locale,created_at,modified_at"
+)
+
+
+def contact(cid: str, **values: str) -> str:
+    row = {
+        "customer_id": cid,
+        "subscriber_key": f"K{cid}",
+        "email": f"{cid.lower()}@example.com",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "phone": "",
+        "street": "",
+        "city": "",
+        "state": "",
+        "postal_code": "",
+        "country": "US",
+        "locale": "en-US",
+        "created_at": "2026-01-01 09:00:00",
+        "modified_at": "2026-01-02 09:00:00",
+        **values,
+    }
+    return ",".join(row[c] for c in HEADER.split(","))
+
+
+def write(
+    tmp_path: Path, lines: list[str], *, bom: bool = False, newline: str = "\r\n", name: str = "contacts.csv"
+) -> Path:
+    path = tmp_path / name
+    path.write_bytes((("\ufeff" if bom else "") + newline.join(lines) + newline).encode("utf-8"))
+    return path
+
+
+def rejects(result: object) -> list[dict[str, str]]:
+    with open(result.rejects_path, newline="", encoding="utf-8") as handle:  # type: ignore[attr-defined]
+        return list(csv.DictReader(handle))
+
+
+def test_what_real_exports_contain_is_staged_faithfully(tmp_path: Path) -> None:
+    lines = [
+        HEADER,
+        contact(
+            "C1",
+            first_name="Chloé",
+            last_name='"Lee, Jr."',
+            street='"12 Main St\r\nApt 4"',
+            postal_code="02134",
+            phone="0123 456 789",
+        ),
+        contact("C2", first_name="李", last_name="Nguyễn", city='"Portland, OR"', postal_code="00501"),
+        contact("C3", phone="", street='""', last_name=""),
+    ]
+    result = stage_export(str(write(tmp_path, lines, bom=True)), Contact, tmp_path / "out")
+    assert (result.rows_read, result.rows_staged, result.rows_rejected) == (3, 3, 0)
+    staged = read_staged(result.staged_path, Contact).set_index("customer_id")
+    assert staged.loc["C1", "first_name"] == "Chloé"
+    assert staged.loc["C1", "last_name"] == "Lee, Jr."
+    assert staged.loc["C1", "street"] == "12 Main St\r\nApt 4"
+    assert staged.loc["C1", "postal_code"] == "02134"
+    assert staged.loc["C1", "phone"] == "0123 456 789"
+    assert staged.loc["C2", "first_name"] == "李"
+    assert staged.loc["C2", "city"] == "Portland, OR"
+    assert staged.loc["C2", "postal_code"] == "00501"
+    assert pd.isna(staged.loc["C3", "street"])  # quoted empty and empty are both null
+    assert pd.isna(staged.loc["C3", "last_name"])
+    text = result.staged_path.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == HEADER
+    assert "01/01/2026 09:00:00" in text  # MCE's import date format
+
+
+def test_rejects_name_row_line_column_check_and_value(tmp_path: Path) -> None:
+    lines = [
+        HEADER,
+        contact("C1", street='"two\nlines"'),  # line 2-3
+        contact("C2", email="c2 at example.com"),  # line 4
+        contact("C3", first_name="X" * 51, locale="english"),  # line 5
+        contact("C4", modified_at="2026-02-30 10:00:00"),  # line 6
+        "C5,KC5,c5@example.com,Short",  # line 7: 4 fields
+        contact("C6", subscriber_key=""),  # line 8
+        contact("C7"),
+    ]
+    result = stage_export(str(write(tmp_path, lines)), Contact, tmp_path / "out")
+    assert (result.rows_read, result.rows_staged, result.rows_rejected) == (7, 2, 5)
+    got = [(r["row"], r["line"], r["column"], r["check"], r["value"]) for r in rejects(result)]
+    assert got == [
+        ("2", "4", "email", "mce_syntax(rule=email)", "c2 at example.com"),
+        ("3", "5", "first_name", "str_length(None, 50)", "X" * 51),
+        ("3", "5", "locale", "mce_syntax(rule=locale)", "english"),
+        ("3", "5", "locale", "str_length(None, 5)", "english"),
+        ("4", "6", "modified_at", "coerce_dtype('datetime64[ns]')", "2026-02-30 10:00:00"),
+        ("5", "7", "", "field_count(14)", "4 fields: C5,KC5,c5@example.com,Short"),
+        ("6", "8", "subscriber_key", "not_nullable", ""),
+    ]
+    assert sorted(read_staged(result.staged_path, Contact)["customer_id"]) == ["C1", "C7"]
+    assert result.failures["email: mce_syntax(rule=email)"] == 1
+
+
+def test_duplicate_keys_keep_the_last_modified_row(tmp_path: Path) -> None:
+    lines = [
+        HEADER,
+        contact("A1", subscriber_key="K9", first_name="Newest", modified_at="2026-01-05 00:00:00"),
+        contact("A2", subscriber_key="K9", first_name="Oldest", modified_at="2026-01-01 00:00:00"),
+        contact("A3", subscriber_key="K8", first_name="First", modified_at="2026-01-01 00:00:00"),
+        contact("A4", subscriber_key="K8", first_name='"Tie, later row"', modified_at="2026-01-01 00:00:00"),
+    ]
+    result = stage_export(str(write(tmp_path, lines)), Contact, tmp_path / "out")
+    assert (result.rows_staged, result.rows_rejected, result.duplicates_superseded) == (2, 0, 2)
+    staged = read_staged(result.staged_path, Contact).set_index("subscriber_key")
+    assert staged.loc["K9", "first_name"] == "Newest"
+    assert staged.loc["K8", "first_name"] == "Tie, later row"
+    assert [(r["row"], r["check"], r["value"]) for r in rejects(result)] == [
+        ("2", "duplicate_key", "K9 (kept row 1)"),
+        ("3", "duplicate_key", "K8 (kept row 4)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (HEADER.replace(",", ";").encode() + b"\r\n", "looks delimited by semicolons"),
+        (HEADER.replace(",locale", "").encode() + b"\r\n", "missing columns locale"),
+        ((HEADER + ",shoe_size").encode() + b"\r\n", "unknown columns shoe_size"),
+        (
+            HEADER.replace("first_name", "firstname").encode() + b"\r\n",
+            "missing columns first_name; unknown columns firstname",
+        ),
+        ((HEADER + ",email").encode() + b"\r\n", "repeated columns email"),
+        (
+            (HEADER + "\r\n" + contact("C1", first_name="Ren\xe9e")).encode("latin-1") + b"\r\n",
+            f"not UTF-8: invalid byte 0xe9 at byte {len(HEADER) + 2 + len('C1,KC1,c1@example.com,Ren')}",
+        ),
+        ((HEADER + "\r\n" + contact("C1") + '\r\nC2,KC2,"unterminated').encode(), "may be truncated"),
+        (b"\r\n\r\n", "no header row"),
+    ],
+)
+def test_unreadable_files_raise_one_clear_error_and_stage_nothing(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    source = tmp_path / "bad.csv"
+    source.write_bytes(content)
+    with pytest.raises(ExportFileError, match=message) as info:
+        stage_export(str(source), Contact, tmp_path / "out")
+    assert str(source) in str(info.value)
+    assert not (tmp_path / "out" / "bad.csv").exists()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ExportFileError, match="does not exist"):
+        stage_export(str(tmp_path / "nope.csv"), Contact, tmp_path / "out")
+
+
+def test_header_only_file_stages_zero_rows(tmp_path: Path) -> None:
+    result = stage_export(str(write(tmp_path, [HEADER])), Contact, tmp_path / "out")
+    assert (result.rows_read, result.rows_staged) == (0, 0)
+    assert result.staged_path.read_text().strip() == HEADER
+
+
+def test_booleans_are_parsed_before_validation(tmp_path: Path) -> None:
+    header = "subscriber_key,email,opted_in,opt_in_date,source,modified_at"
+    rows = [
+        f"K{i},k{i}@example.com,{v},2026-01-01,web,2026-01-01"
+        for i, v in enumerate(["true", "FALSE", "1", "0", "Yes", "n", "maybe"])
+    ]
+    result = stage_export(
+        str(write(tmp_path, [header, *rows], name="subs.csv")), NewsletterSubscription, tmp_path / "o"
+    )
+    staged = read_staged(result.staged_path, NewsletterSubscription)
+    assert staged["opted_in"].tolist() == [True, False, True, False, True, False]
+    assert [(r["column"], r["value"]) for r in rejects(result)] == [("opted_in", "maybe")]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    from datetime import date
+
+    generate(3000, 11, out, date(2026, 11, 1), 1)
+    return out / "crm" / "contacts" / "contacts_2026-11-01.csv"
+
+
+def test_chunked_and_whole_file_runs_are_identical(generated: Path, tmp_path: Path) -> None:
+    whole = stage_export(str(generated), Contact, tmp_path / "whole")
+    chunked = stage_export(str(generated), Contact, tmp_path / "chunked", block_bytes=16 * 1024)
+    assert whole.rows_rejected > 0
+    assert whole.staged_path.read_bytes() == chunked.staged_path.read_bytes()
+    assert whole.rejects_path.read_bytes() == chunked.rejects_path.read_bytes()
+
+
+def test_chunked_and_whole_runs_agree_on_files_with_malformed_rows(generated: Path, tmp_path: Path) -> None:
+    lines = generated.read_text(encoding="utf-8").splitlines()
+    lines.insert(100, "C999,short,row")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    whole = stage_export(str(broken), Contact, tmp_path / "whole")
+    chunked = stage_export(str(broken), Contact, tmp_path / "chunked", block_bytes=16 * 1024)
+    assert whole.staged_path.read_bytes() == chunked.staged_path.read_bytes()
+    assert whole.rejects_path.read_bytes() == chunked.rejects_path.read_bytes()
+    assert any(r["check"] == "field_count(14)" and r["line"] == "101" for r in rejects(whole))
+
+
+def test_any_fsspec_url(generated: Path, tmp_path: Path) -> None:
+    with fsspec.open("memory://exports/contacts.csv", "wb") as handle:
+        handle.write(generated.read_bytes())
+    from_memory = stage_export("memory://exports/contacts.csv", Contact, tmp_path / "mem")
+    from_file = stage_export(generated.as_uri(), Contact, tmp_path / "file")
+    assert from_memory.staged_path.read_bytes() == from_file.staged_path.read_bytes()
+    assert from_memory.source_sha256 == transfer.sha256_file(generated)
+
+
+def test_from_sftp_and_round_trip_through_mce(
+    generated: Path, tmp_path: Path, local_mce: LocalMce, sftp: SSHFileSystem, client: MceClient, key: str
+) -> None:
+    """model -> DE fields -> staged CSV -> MCE import -> retrieved rows equal the validated frame."""
+    transfer.upload_atomic(sftp, generated, "/Reports/crm_contacts.csv")
+    _, sftp_settings = local_settings(local_mce.info)
+    url = f"sftp://{sftp_settings.host}/Reports/crm_contacts.csv"
+    result = stage_export(url, Contact, tmp_path / "s", storage_options=sftp_settings.connect_options())
+    assert result.source_sha256 == transfer.sha256_file(generated)
+    validated = read_staged(result.staged_path, Contact)
+    dex.create_data_extension(client, de_spec(Contact, key))
+    transfer.upload_atomic(sftp, result.staged_path, f"/Import/{key}.csv")
+    outcome = imports.run_import(client, imports.ImportSpec(f"{key}_i", key, f"{key}.csv"), timeout=120)
+    assert (outcome.successful, outcome.errors) == (result.rows_staged, 0)
+    columns = list(validated.columns)
+    back = pd.concat(dex.retrieve_rows(client, key, columns)).replace({pd.NA: None})
+    back["created_at"] = pd.to_datetime(back["created_at"], format="%m/%d/%Y %I:%M:%S %p")
+    back["modified_at"] = pd.to_datetime(back["modified_at"], format="%m/%d/%Y %I:%M:%S %p")
+    expected = validated.sort_values("subscriber_key").reset_index(drop=True)
+    back = Contact.validate(back).sort_values("subscriber_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)
