@@ -67,9 +67,13 @@ def _mce_local(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from nto_etl.walkthrough import run_walkthrough
+    if args.walkthrough:
+        from nto_etl.walkthrough import run_walkthrough
 
-    return run_walkthrough(Path(args.state_dir), Path(args.data_dir))
+        return run_walkthrough(Path(args.state_dir), Path(args.data_dir))
+    from nto_etl.demo import run_demo
+
+    return run_demo(Path(args.state_dir), Path(args.data_dir))
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -112,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the demo end to end against a local MCE")
     demo.add_argument("--state-dir", default=".state/demo", help="local MCE state and outputs")
     demo.add_argument("--data-dir", default="data", help="the sample CRM data")
+    demo.add_argument(
+        "--walkthrough", action="store_true", help="the client walk-through instead of the pipeline"
+    )
     demo.set_defaults(func=_demo)
     gen = sub.add_parser("generate", help="write a seeded synthetic CRM (daily exports + web analytics)")
     gen.add_argument("--rows", type=int, required=True, help="contacts in the CRM by the last day")

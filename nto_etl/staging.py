@@ -37,6 +37,7 @@ import pyarrow.csv as pacsv
 from nto_etl.contracts.fields import dataset_info, de_fields
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField
+from nto_etl.sql import ident, literal
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 # What the staged CSV says for a Date: 24-hour US format, as MCE documents for imports.
@@ -85,7 +86,7 @@ def stage_export(
     fields = de_fields(model)
     columns = [f.name for f in fields]
     options = storage_options or {}
-    digest, size = _checksum(source, options)
+    digest, size = checksum(source, options)
     if size == 0:
         raise ExportFileError(source, "the file is empty")
     header = _read_header(source, options, delimiter)
@@ -95,7 +96,7 @@ def stage_export(
     base = name or Path(source.rstrip("/")).stem
     staged_path, rejects_path = out_dir / f"{base}.csv", out_dir / f"{base}.rejects.csv"
     con = duckdb.connect()
-    con.execute(f"SET temp_directory = {_sql_path(out_dir / '.tmp')}")
+    con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
     con.execute(f"CREATE TABLE staged ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
     con.execute(
         'CREATE TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
@@ -118,7 +119,7 @@ def stage_export(
     superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
     _write_staged(con, fields, staged_path)
     con.execute(
-        f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {_sql_path(_tmp(rejects_path))} '
+        f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {literal(_tmp(rejects_path))} '
         "(HEADER, DELIMITER ',')"
     )
     os.replace(_tmp(rejects_path), rejects_path)
@@ -136,7 +137,8 @@ def stage_export(
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def _checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
+def checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
+    """SHA-256 and size of any fsspec file."""
     hasher = hashlib.sha256()
     size = 0
     try:
@@ -405,7 +407,7 @@ def _reject_rows(cases: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
 def _duck_columns(fields: tuple[DEField, ...]) -> str:
     from nto_etl.contracts.fields import duckdb_type
 
-    return ", ".join(f'"{f.name}" {duckdb_type(f)}' for f in fields)
+    return ", ".join(f"{ident(f.name)} {duckdb_type(f)}" for f in fields)
 
 
 def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -455,7 +457,7 @@ def staged_select(fields: tuple[DEField, ...]) -> str:
 
 def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], path: Path) -> None:
     con.execute(
-        f"COPY (SELECT {staged_select(fields)} FROM staged ORDER BY __row) TO {_sql_path(_tmp(path))} "
+        f"COPY (SELECT {staged_select(fields)} FROM staged ORDER BY __row) TO {literal(_tmp(path))} "
         "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
     )
     os.replace(_tmp(path), path)
@@ -463,11 +465,6 @@ def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], p
 
 def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".part")
-
-
-def _sql_path(path: Path) -> str:
-    """A file path as a SQL string literal (COPY takes no bound parameter for its target)."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:

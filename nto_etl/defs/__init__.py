@@ -1,0 +1,1 @@
+"""Dagster definitions: assets, checks, resources, schedules and sensors. No business logic lives here."""

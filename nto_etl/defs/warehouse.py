@@ -1,0 +1,165 @@
+"""DuckDB warehouse assets: partition loads, DE rows read back from MCE, analytics tables, the CRM update file."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from nto_etl.config import default_config
+from nto_etl.defs.crm_sync import de_key, staged_key
+from nto_etl.defs.partitions import daily, network_retry
+from nto_etl.defs.resources import MceResource, PipelineStorage
+from nto_etl.mce import data_extensions as dex
+from nto_etl.warehouse import analytics, crm_updates
+from nto_etl.warehouse.loads import load_staged_partition
+
+EAGER = dg.AutomationCondition.eager()
+
+
+def _preview(con: object, table: str, limit: int = 5) -> dg.MetadataValue:
+    frame = con.execute(f'SELECT * FROM "{table}" LIMIT {limit}').df()  # type: ignore[attr-defined]
+    return dg.MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "(empty)")
+
+
+def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
+    from nto_etl.contracts import MODELS
+
+    model = MODELS[dataset]
+
+    @dg.asset(
+        key=["warehouse", table],
+        deps=[staged_key(dataset)],
+        partitions_def=daily,
+        group_name="warehouse",
+        kinds={"duckdb"},
+        pool="duckdb",
+        automation_condition=EAGER,
+        description=f"The day's validated {dataset} in DuckDB ({table}); a re-run replaces the day's rows.",
+    )
+    def _load(
+        context: dg.AssetExecutionContext, storage: PipelineStorage, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        staged = storage.staging_dir(dataset) / f"{dataset}_{context.partition_key}.csv"
+        with warehouse.get_connection() as con:
+            rows = load_staged_partition(con, table, model, staged, context.partition_key)
+            preview = _preview(con, table)
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "table": table, "preview": preview})
+
+    return _load
+
+
+@dg.asset(
+    key=["warehouse", "mce_contact_rows"],
+    deps=[de_key("contacts")],
+    group_name="warehouse",
+    kinds={"salesforce", "duckdb"},
+    pool="duckdb",
+    retry_policy=network_retry,
+    description="Contacts as MCE holds them now (Retrieve, paged), to find profile changes made in MCE.",
+)
+def mce_contact_rows(mce: MceResource, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    key = default_config().export("contacts").de_key
+    columns = ["subscriber_key", "email", "first_name", "last_name", "phone"]
+    client = mce.client()
+    with warehouse.get_connection() as con:
+        crm_updates.ensure_mce_rows_table(con)
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM mce_contact_rows")
+        rows = 0
+        for page in dex.retrieve_rows(client, key, columns):
+            con.register("__page", page)
+            con.execute("INSERT INTO mce_contact_rows SELECT * FROM __page")
+            con.unregister("__page")
+            rows += len(page)
+        con.execute("COMMIT")
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "data_extension": key})
+
+
+def analytics_asset(table: str, deps: list[dg.AssetKey], description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["warehouse", table],
+        deps=deps,
+        group_name="analytics",
+        kinds={"duckdb"},
+        pool="duckdb",
+        automation_condition=EAGER,
+        description=description,
+    )
+    def _table(warehouse: DuckDBResource) -> dg.MaterializeResult:
+        with warehouse.get_connection() as con:
+            rows = analytics.build(con, table)
+            metadata: dict[str, object] = {"dagster/row_count": rows, "preview": _preview(con, table)}
+            if table == "campaign_performance":
+                metadata["chart"] = _rates_chart(con)
+        return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+
+    return _table
+
+
+def _rates_chart(con: object) -> dg.MetadataValue:
+    """Open, click, bounce and unsubscribe rates per send, as bars an analyst reads at a glance."""
+    rows = con.execute(  # type: ignore[attr-defined]
+        "SELECT send_id, open_rate, click_rate, bounce_rate, unsubscribe_rate FROM campaign_performance"
+    ).fetchall()
+    if not rows:
+        return dg.MetadataValue.md("(no sends yet)")
+    lines = ["| send | open % | click % | bounce % | unsub % |", "| --- | --- | --- | --- | --- |"]
+    for send, *rates in rows:
+        cells = [f"{'█' * int((r or 0) // 5)} {r or 0:.1f}" for r in rates]
+        lines.append(f"| {send} | " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+TRACKING = dg.AssetKey(["warehouse", "tracking_events"])
+CONTACTS = dg.AssetKey(["warehouse", "crm_contacts"])
+WEB = dg.AssetKey(["warehouse", "web_page_views"])
+
+
+@dg.asset(
+    key=["crm", "updates_export"],
+    group_name="crm_updates",
+    kinds={"csv"},
+    deps=[dg.AssetKey(["warehouse", "customer_360"]), dg.AssetKey(["warehouse", "mce_contact_rows"])],
+    automation_condition=EAGER,
+    pool="duckdb",
+    description="The CSV the CRM re-imports: unsubscribes, hard bounces, contact details changed in MCE and "
+    "engagement scores; formula-looking cells neutralised.",
+)
+def crm_updates_export(storage: PipelineStorage, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    url = f"{storage.crm_inbound_url.rstrip('/')}/nto_mce_updates.csv"
+    with warehouse.get_connection() as con:
+        counts = crm_updates.write_updates(con, url)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(counts.values()),
+            "url": url,
+            **{f"rows_{k}": v for k, v in counts.items()},
+        }
+    )
+
+
+@dg.definitions
+def warehouse_definitions() -> dg.Definitions:
+    loads = [load_asset(e.dataset, f"crm_{e.dataset}") for e in default_config().crm_exports]
+    loads.append(load_asset(default_config().web_analytics.dataset, "web_page_views"))
+    tables = [
+        analytics_asset(
+            "email_engagement",
+            [TRACKING],
+            "Sends, opens, clicks, bounces and an engagement score per subscriber.",
+        ),
+        analytics_asset(
+            "campaign_performance",
+            [TRACKING],
+            "Per send: sent, delivered, unique opens and clicks, bounces, unsubscribes and their rates.",
+        ),
+        analytics_asset(
+            "engagement_by_region",
+            [CONTACTS, dg.AssetKey(["warehouse", "email_engagement"])],
+            "Subscribers, sends, opens and clicks per state.",
+        ),
+        analytics_asset(
+            "customer_360",
+            [CONTACTS, WEB, dg.AssetKey(["warehouse", "email_engagement"])],
+            "One row per contact: CRM details, email engagement and web analytics.",
+        ),
+    ]
+    return dg.Definitions(assets=[*loads, mce_contact_rows, *tables, crm_updates_export])

@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: idempotent loads, analytics tables, and the CRM update file."""

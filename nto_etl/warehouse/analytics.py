@@ -1,0 +1,113 @@
+"""Analytics tables, rebuilt from the loaded data in one statement each (idempotent by construction).
+
+Each is a CREATE OR REPLACE over the warehouse's base tables; tables a step needs but
+that nothing has loaded yet are created empty first, so an analyst can always query.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from nto_etl.contracts import Contact, PageView, TrackingEvent
+from nto_etl.warehouse.loads import ensure_table
+
+BASE_TABLES = {"crm_contacts": Contact, "web_page_views": PageView, "tracking_events": TrackingEvent}
+
+LATEST_CONTACTS = """
+CREATE OR REPLACE VIEW contacts_latest AS
+SELECT * EXCLUDE (_partition) FROM crm_contacts
+QUALIFY row_number() OVER (PARTITION BY subscriber_key ORDER BY modified_at DESC, _partition DESC) = 1
+"""
+
+EMAIL_ENGAGEMENT = """
+CREATE OR REPLACE TABLE email_engagement AS
+WITH events AS (SELECT DISTINCT send_id, subscriber_key, event_type, event_date, url FROM tracking_events)
+SELECT subscriber_key,
+    count(*) FILTER (WHERE event_type = 'Sent') AS sent,
+    count(DISTINCT send_id) FILTER (WHERE event_type = 'Open') AS opened_sends,
+    count(*) FILTER (WHERE event_type = 'Open') AS opens,
+    count(*) FILTER (WHERE event_type = 'Click') AS clicks,
+    count(*) FILTER (WHERE event_type LIKE '%Bounce') AS bounces,
+    bool_or(event_type = 'Unsubscribe') AS unsubscribed,
+    max(event_date) FILTER (WHERE event_type IN ('Open', 'Click')) AS last_engaged_at,
+    round(100 * least(1.0, (count(DISTINCT send_id) FILTER (WHERE event_type = 'Open')
+        + 2 * count(DISTINCT send_id) FILTER (WHERE event_type = 'Click'))
+        / greatest(1, 3 * count(*) FILTER (WHERE event_type = 'Sent'))), 1) AS engagement_score
+FROM events GROUP BY subscriber_key
+"""
+
+CAMPAIGN_PERFORMANCE = """
+CREATE OR REPLACE TABLE campaign_performance AS
+WITH events AS (SELECT DISTINCT send_id, subscriber_key, event_type, event_date, url FROM tracking_events),
+per_send AS (
+    SELECT send_id,
+        count(DISTINCT subscriber_key) FILTER (WHERE event_type = 'Sent') AS sent,
+        count(DISTINCT subscriber_key) FILTER (WHERE event_type LIKE '%Bounce') AS bounced,
+        count(DISTINCT subscriber_key) FILTER (WHERE event_type = 'Open') AS unique_opens,
+        count(DISTINCT subscriber_key) FILTER (WHERE event_type = 'Click') AS unique_clicks,
+        count(DISTINCT subscriber_key) FILTER (WHERE event_type = 'Unsubscribe') AS unsubscribes,
+        min(event_date) FILTER (WHERE event_type = 'Sent') AS sent_at
+    FROM events GROUP BY send_id
+)
+SELECT send_id, sent_at, sent, sent - bounced AS delivered, unique_opens, unique_clicks, bounced, unsubscribes,
+    round(100.0 * (sent - bounced) / nullif(sent, 0), 2) AS delivery_rate,
+    round(100.0 * unique_opens / nullif(sent - bounced, 0), 2) AS open_rate,
+    round(100.0 * unique_clicks / nullif(sent - bounced, 0), 2) AS click_rate,
+    round(100.0 * bounced / nullif(sent, 0), 2) AS bounce_rate,
+    round(100.0 * unsubscribes / nullif(sent - bounced, 0), 2) AS unsubscribe_rate
+FROM per_send ORDER BY send_id
+"""
+
+ENGAGEMENT_BY_REGION = """
+CREATE OR REPLACE TABLE engagement_by_region AS
+SELECT coalesce(c.state, '(unknown)') AS state, count(*) AS subscribers,
+    sum(coalesce(e.sent, 0)) AS sent, sum(coalesce(e.opens, 0)) AS opens, sum(coalesce(e.clicks, 0)) AS clicks,
+    round(100.0 * count(*) FILTER (WHERE e.opened_sends > 0) / nullif(count(*) FILTER (WHERE e.sent > 0), 0), 2)
+        AS share_opening
+FROM contacts_latest c LEFT JOIN email_engagement e USING (subscriber_key)
+GROUP BY ALL ORDER BY subscribers DESC
+"""
+
+CUSTOMER_360 = """
+CREATE OR REPLACE TABLE customer_360 AS
+WITH web AS (
+    SELECT c.subscriber_key, count(*) AS page_views, count(DISTINCT v.session_id) AS sessions,
+        max(v.viewed_at) AS last_visit_at,
+        count(*) FILTER (WHERE v.utm_medium = 'email') AS views_from_email
+    FROM contacts_latest c
+    JOIN web_page_views v ON v.customer_id = c.customer_id OR v.email_sha256 = sha256(lower(c.email))
+    GROUP BY c.subscriber_key
+)
+SELECT c.customer_id, c.subscriber_key, c.email, c.first_name, c.last_name, c.city, c.state, c.country, c.locale,
+    c.created_at, c.modified_at,
+    coalesce(e.sent, 0) AS emails_sent, coalesce(e.opens, 0) AS email_opens, coalesce(e.clicks, 0) AS email_clicks,
+    coalesce(e.unsubscribed, false) AS unsubscribed, coalesce(e.engagement_score, 0) AS engagement_score,
+    e.last_engaged_at, coalesce(w.page_views, 0) AS page_views, coalesce(w.sessions, 0) AS web_sessions,
+    coalesce(w.views_from_email, 0) AS web_views_from_email, w.last_visit_at
+FROM contacts_latest c
+LEFT JOIN email_engagement e USING (subscriber_key)
+LEFT JOIN web w USING (subscriber_key)
+"""
+
+STATEMENTS = {
+    "email_engagement": EMAIL_ENGAGEMENT,
+    "campaign_performance": CAMPAIGN_PERFORMANCE,
+    "engagement_by_region": ENGAGEMENT_BY_REGION,
+    "customer_360": CUSTOMER_360,
+}
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    for table, model in BASE_TABLES.items():
+        ensure_table(con, table, model)
+    con.execute(LATEST_CONTACTS)
+
+
+def build(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """(Re)build one analytics table; returns its row count."""
+    prepare(con)
+    if table in ("engagement_by_region", "customer_360"):
+        con.execute(EMAIL_ENGAGEMENT)
+    con.execute(STATEMENTS[table])
+    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    return int(row[0]) if row else 0
