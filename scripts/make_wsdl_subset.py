@@ -64,6 +64,9 @@ OBJECT_TYPES = [
     "TriggeredSendDefinition",
     "TriggeredSend",
     "TriggeredSendCreateResult",
+    "EmailSendDefinition",
+    "SendDefinitionList",
+    "Send",
 ]
 
 FAULT_SCHEMA = f"""<schema xmlns="{XSD}" xmlns:xsd="{XSD}" xmlns:f="urn:fault.partner.exacttarget.com"

@@ -29,6 +29,18 @@ class DefinitionError(ValueError):
         self.code = code
 
 
+class RowsRefused(Exception):
+    """Some rows of an all-or-nothing write were refused; nothing was written."""
+
+    def __init__(self, outcomes: list[RowOutcome]) -> None:
+        self.outcomes = outcomes
+        first = next(o for o in outcomes if o.status == "error")
+        refused = sum(1 for o in outcomes if o.status == "error")
+        super().__init__(
+            f"{refused} of {len(outcomes)} rows refused, first: {first.message} (code {first.code})"
+        )
+
+
 @dataclass
 class RowOutcome:
     """The fate of one DataExtensionObject in a SOAP write."""
@@ -221,9 +233,19 @@ class DataExtensions:
 
     # -- rows -----------------------------------------------------------------------------------
     def write_rows(
-        self, de: dict[str, Any], rows: Sequence[dict[str, str | None]], mode: Mode
+        self,
+        de: dict[str, Any],
+        rows: Sequence[dict[str, str | None]],
+        mode: Mode,
+        *,
+        replace_all: bool = False,
+        all_or_nothing: bool = False,
     ) -> list[RowOutcome]:
-        """Apply SOAP rows (property name -> text); one outcome per row, in order."""
+        """Apply rows (property name -> text); one outcome per row, in order.
+
+        `replace_all` empties the DE first; `all_or_nothing` writes nothing if any row is
+        refused (raising RowsRefused), as a query activity's single INSERT does.
+        """
         fields = fields_of(de)
         canonical = {f.name.lower(): f.name for f in fields}
         outcomes: list[RowOutcome | None] = [None] * len(rows)
@@ -244,11 +266,13 @@ class DataExtensions:
                 record[f.name] = given.get(f.name)
                 record[presence(j).strip('"')] = f.name in given
             records.append(record)
-        if records:
-            frame = pd.DataFrame.from_records(records)
-            for f in fields:
-                frame[f.name] = frame[f.name].astype("string")
-            with self.store.transaction() as con:
+        with self.store.transaction() as con:
+            if replace_all:
+                con.execute(f"DELETE FROM {table_name(de)}")
+            if records:
+                frame = pd.DataFrame.from_records(records)
+                for f in fields:
+                    frame[f.name] = frame[f.name].astype("string")
                 con.register("__rows", frame)
                 con.execute("CREATE OR REPLACE TEMP TABLE __inc AS SELECT * FROM __rows")
                 con.unregister("__rows")
@@ -257,9 +281,12 @@ class DataExtensions:
                 problems: dict[int, list[tuple[str, int, str]]] = {}
                 for ordinal, fname, code, message in con.execute("SELECT * FROM __problems").fetchall():
                     problems.setdefault(ordinal, []).append((fname, code, message))
-            for ordinal, state in status.items():
-                outcomes[ordinal] = _row_outcome(state, problems.get(ordinal, []), mode)
-        return [o or RowOutcome("error", 2, "row not processed") for o in outcomes]
+                for ordinal, state in status.items():
+                    outcomes[ordinal] = _row_outcome(state, problems.get(ordinal, []), mode)
+            final = [o or RowOutcome("error", 2, "row not processed") for o in outcomes]
+            if all_or_nothing and any(o.status == "error" for o in final):
+                raise RowsRefused(final)  # the transaction rolls back: nothing written
+        return final
 
     def delete_rows(self, de: dict[str, Any], keys: Sequence[dict[str, str | None]]) -> list[RowOutcome]:
         fields = fields_of(de)

@@ -13,11 +13,14 @@ import shutil
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from nto_etl.mce_local.activities import Activities
+from nto_etl.mce_local.codec import SoapCodec
 from nto_etl.mce_local.dataext import DataExtensions
 from nto_etl.mce_local.http_app import build_app
 from nto_etl.mce_local.imports import Imports
@@ -25,6 +28,7 @@ from nto_etl.mce_local.service import MceService
 from nto_etl.mce_local.sftp import host_key, start_sftp
 from nto_etl.mce_local.store import Store
 from nto_etl.mce_local.tokens import TOKEN_LIFETIME, Credentials, TokenIssuer
+from nto_etl.mce_local.tracking import Tracking
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class LocalMce:
         http_port: int = 0,
         sftp_port: int = 0,
         token_lifetime: float = TOKEN_LIFETIME,
+        file_transfers: dict[str, str] | None = None,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the local MCE listens on loopback only, not {host}")
@@ -73,8 +78,26 @@ class LocalMce:
         self.ftp_root = self.state_dir / "ftp"
         self.data_extensions = DataExtensions(self.store)
         self.imports = Imports(self.store, self.data_extensions, self.ftp_root)
+        codec = SoapCodec()
+        self.tracking = Tracking(self.store, self.data_extensions)
+        self.activities = Activities(
+            self.store,
+            self.data_extensions,
+            self.tracking,
+            self.ftp_root,
+            self.state_dir / "safehouse",
+            codec.types,
+            file_transfers,
+        )
         self.service = MceService(
-            self.store, self.data_extensions, self.imports, self.issuer, self._login_url
+            self.store,
+            self.data_extensions,
+            self.imports,
+            self.issuer,
+            self._login_url,
+            codec,
+            self.activities,
+            self.tracking,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -91,6 +114,15 @@ class LocalMce:
         path.write_text(json.dumps(asdict(credentials)))
         path.chmod(0o600)
         return credentials
+
+    def send(self, de_key: str, *, sent_at: datetime, seed: int = 1, subject: str = "") -> tuple[int, int]:
+        """Simulate a send to a sendable DE at `sent_at` (MCE time); returns (send id, recipients)."""
+        de = self.data_extensions.get(de_key)
+        if de is None:
+            raise ValueError(f"data extension {de_key} does not exist")
+        return self.tracking.send(
+            de, definition_key="(local send)", subject=subject, sent_at=sent_at, seed=seed
+        )
 
     def _login_url(self) -> str:
         return self._base_url + "/Integration/ILogin.aspx"

@@ -20,18 +20,54 @@ from typing import Any
 from lxml import etree
 
 from nto_etl.mce.wsdl import FUELOAUTH_NS
+from nto_etl.mce_local.activities import Activities, ActivityError
+from nto_etl.mce_local.clock import mce_now
 from nto_etl.mce_local.codec import OPERATIONS, SOAP_ENV, WSSE_NS, ClientFault, SoapCodec, fault
 from nto_etl.mce_local.dataext import DataExtensions, DefinitionError, RowOutcome
+from nto_etl.mce_local.fieldtypes import FieldDef
 from nto_etl.mce_local.filters import FilterError, compile_filter
 from nto_etl.mce_local.imports import ImportDefinitionError, Imports
 from nto_etl.mce_local.rows import Mode
 from nto_etl.mce_local.store import Store
 from nto_etl.mce_local.tokens import TokenIssuer
+from nto_etl.mce_local.tracking import EVENT_TYPES, Tracking
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 2500
-OBJECT_TYPES = ("DataExtension", "DataExtensionField", "ImportDefinition", "ImportResultsSummary")
+OBJECT_TYPES = (
+    "DataExtension",
+    "DataExtensionField",
+    "ImportDefinition",
+    "ImportResultsSummary",
+    "QueryDefinition",
+    "FilterDefinition",
+    "FilterActivity",
+    "EmailSendDefinition",
+)
+ACTIVITY_TYPES = ("QueryDefinition", "FilterDefinition", "FilterActivity", "EmailSendDefinition")
+EVENT_COLUMNS = {
+    "SendID": ("send_id", "Number"),
+    "SubscriberKey": ("subscriber_key", "Text"),
+    "EventDate": ("event_date", "Date"),
+    "URL": ("url", "Text"),
+    "BounceCategory": ("bounce_category", "Text"),
+    "SMTPCode": ("smtp_code", "Text"),
+    "SMTPReason": ("smtp_reason", "Text"),
+    "BatchID": ("batch_id", "Number"),
+    "EventType": (
+        "CASE WHEN event_type <> 'Bounce' THEN event_type WHEN bounce_category = 'Hard bounce' THEN "
+        "'HardBounce' WHEN bounce_category = 'Soft bounce' THEN 'SoftBounce' ELSE 'OtherBounce' END",
+        "Text",
+    ),
+}
+SUBSCRIBER_COLUMNS = {
+    "SubscriberKey": ("subscriber_key", "Text"),
+    "EmailAddress": ("email", "Text"),
+    "Status": ("status", "Text"),
+    "UnsubscribedDate": ("unsubscribed_at", "Date"),
+    "CreatedDate": ("created_at", "Date"),
+}
 DATE_PROPERTIES = ("CreatedDate", "ModifiedDate", "StartDate", "EndDate")
 XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
@@ -63,8 +99,13 @@ class MceService:
         imports: Imports,
         issuer: TokenIssuer,
         login_url: Callable[[], str],
+        codec: SoapCodec,
+        activities: Activities,
+        tracking: Tracking,
     ) -> None:
-        self.codec = SoapCodec()
+        self.codec = codec
+        self.activities = activities
+        self.tracking = tracking
         self.types = self.codec.types
         self.store = store
         self.des = des
@@ -284,7 +325,11 @@ class MceService:
                         CustomerKey=body["CustomerKey"], ObjectID=body["ObjectID"]
                     ),
                 )
-        except (DefinitionError, ImportDefinitionError) as exc:
+            if type_name in ACTIVITY_TYPES and kind in ("Create", "Update"):
+                body = self.activities.save(type_name, obj, kind)
+                extra = {"NewObjectID": body["ObjectID"]} if kind == "Create" else {}
+                return self._ok(result_type, i, f"{type_name} {kind.lower()}d.", **extra)
+        except (DefinitionError, ImportDefinitionError, ActivityError) as exc:
             return self._error(result_type, i, exc.code, str(exc))
         return self._error(result_type, i, 8, f"{kind} of {type_name} is not supported")
 
@@ -360,6 +405,20 @@ class MceService:
                 )
                 for row in rows
             ]
+        if object_type in EVENT_TYPES:
+            return self._retrieve_table(
+                object_type,
+                properties,
+                filter_part,
+                EVENT_COLUMNS,
+                "tracking_events",
+                "event_type = $event_type AND visible_at <= $now",
+                {"event_type": EVENT_TYPES[object_type], "now": mce_now()},
+            )
+        if object_type == "Subscriber":
+            return self._retrieve_table(
+                object_type, properties, filter_part, SUBSCRIBER_COLUMNS, "subscribers", "TRUE", {}
+            )
         if object_type not in OBJECT_TYPES:
             raise LookupError(f"ObjectType {object_type} is not supported for Retrieve")
         zeep_type = self.codec.type_of(object_type)
@@ -378,6 +437,40 @@ class MceService:
                 {**params, "object_type": object_type},
             ).fetchall()
         return [self._render_object(zeep_type, json.loads(b), properties) for (b,) in rows]
+
+    def _retrieve_table(
+        self,
+        object_type: str,
+        properties: list[str],
+        filter_part: Any,
+        columns: dict[str, tuple[str, str]],
+        table: str,
+        where: str,
+        params: dict[str, Any],
+    ) -> list[Any]:
+        bad = [p for p in properties if p not in columns]
+        if bad:
+            raise LookupError(
+                f"The Request Property(s) {', '.join(bad)} do not match with the fields of {object_type} retrieve"
+            )
+        if filter_part is not None:
+
+            def resolve(name: str) -> tuple[str, FieldDef]:
+                if name not in columns:
+                    raise FilterError(f"the filter property {name} is not a property of {object_type}")
+                column, kind = columns[name]
+                return column, FieldDef(name=name, field_type=kind)
+
+            extra, extra_params = compile_filter(filter_part, resolve)
+            where = f"({where}) AND ({extra})"
+            params = {**params, **extra_params}
+        select = ", ".join(columns[p][0] for p in properties)
+        with self.store.connection() as con:
+            rows = con.execute(f"SELECT {select} FROM {table} WHERE {where} ORDER BY 1, 2", params).fetchall()
+        zeep_type = self.codec.type_of(object_type)
+        return [
+            zeep_type(**{p: v for p, v in zip(properties, row, strict=True) if v is not None}) for row in rows
+        ]
 
     def _render_object(self, zeep_type: Any, body: dict[str, Any], properties: list[str]) -> Any:
         values: dict[str, Any] = {}
@@ -404,40 +497,63 @@ class MceService:
     def _op_Perform(self, request: Any) -> dict[str, Any]:
         action = str(request.Action or "")
         definitions = list(request.Definitions.Definition) if request.Definitions else []
-        results = []
-        for i, d in enumerate(definitions):
-            type_name = type(d).__name__
-            if type_name == "ImportDefinition" and action == "start":
-                try:
-                    task_id, definition = self.imports.start(d.CustomerKey or "")
-                except ImportDefinitionError as exc:
-                    results.append(self._error("PerformResult", i, exc.code, str(exc)))
-                    continue
-                task = self.types.TaskResult(
-                    StatusCode="OK",
-                    StatusMessage="OK",
-                    ID=str(task_id),
-                    InteractionObjectID=definition["ObjectID"],
-                )
-                results.append(
-                    self._ok(
-                        "PerformResult",
-                        i,
-                        f"ImportDefinition performed AsyncID:{task_id}",
-                        Object=self.types.ImportDefinition(CustomerKey=definition["CustomerKey"]),
-                        Task=task,
-                    )
-                )
-            else:
-                results.append(
-                    self._error("PerformResult", i, 8, f"Perform {action} is not supported on {type_name}")
-                )
+        results = [self._perform_one(i, type(d).__name__, action, d) for i, d in enumerate(definitions)]
+        for result, definition in zip(results, definitions, strict=True):
+            if result.Object is None:
+                result.Object = definition  # MCE echoes the definition each result is about
         return {
             "Results": {"Result": results},
             "OverallStatus": self._overall(results) if results else "Error",
             "OverallStatusMessage": "",
             "RequestID": str(uuid.uuid4()),
         }
+
+    def _perform_one(self, i: int, type_name: str, action: str, d: Any) -> Any:
+        if action != "start":
+            return self._error("PerformResult", i, 8, f"Perform {action} is not supported on {type_name}")
+        key = d.CustomerKey or ""
+        try:
+            if type_name == "ImportDefinition":
+                task_id, definition = self.imports.start(key)
+                task = self.types.TaskResult(
+                    StatusCode="OK",
+                    StatusMessage="OK",
+                    ID=str(task_id),
+                    InteractionObjectID=definition["ObjectID"],
+                )
+                return self._ok(
+                    "PerformResult",
+                    i,
+                    f"ImportDefinition performed AsyncID:{task_id}",
+                    Object=self.types.ImportDefinition(CustomerKey=definition["CustomerKey"]),
+                    Task=task,
+                )
+            if type_name == "QueryDefinition":
+                _, message = self.activities.run_query(key)
+            elif type_name == "FilterActivity":
+                _, message = self.activities.run_filter(key)
+            elif type_name == "EmailSendDefinition":
+                send_id, recipients = self.activities.start_send(key)
+                task = self.types.TaskResult(
+                    StatusCode="OK", StatusMessage=f"{recipients} recipients", ID=str(send_id)
+                )
+                return self._ok(
+                    "PerformResult", i, f"EmailSendDefinition performed JobID:{send_id}", Task=task
+                )
+            elif type_name == "FileTransferActivity":
+                moved = self.activities.transfer(key)
+                message = f"{len(moved)} files moved to Export: {', '.join(moved)}"
+            else:
+                return self._error("PerformResult", i, 8, f"Perform start is not supported on {type_name}")
+        except ImportDefinitionError as exc:
+            return self._error("PerformResult", i, exc.code, str(exc))
+        except ActivityError as exc:
+            task = self.types.TaskResult(StatusCode="Error", StatusMessage=str(exc), ErrorCode=exc.code)
+            return self._error("PerformResult", i, exc.code, str(exc), Task=task)
+        task = self.types.TaskResult(
+            StatusCode="OK", StatusMessage=message, ID=str(self.store.next_task_id())
+        )
+        return self._ok("PerformResult", i, f"{type_name} performed: {message}", Task=task)
 
     def _op_Execute(self, request: Any) -> dict[str, Any]:
         results = []
@@ -482,7 +598,24 @@ class MceService:
         return {"ObjectDefinition": definitions, "RequestID": str(uuid.uuid4())}
 
     def _op_Extract(self, request: Any) -> dict[str, Any]:
-        raise ClientFault("Extract is not available in the local MCE yet")
+        results = []
+        for r in request.Requests or []:
+            params = {p.Name: p.Value for p in (r.Parameters.Parameter if r.Parameters else [])}
+            try:
+                name = self.activities.extract(str(r.ID), params)
+                results.append(
+                    self.types.ExtractResult(StatusCode="OK", StatusMessage=f"Extract written: {name}")
+                )
+            except ActivityError as exc:
+                results.append(
+                    self.types.ExtractResult(StatusCode="Error", StatusMessage=str(exc), ErrorCode=exc.code)
+                )
+        status = "OK" if results and all(r.StatusCode == "OK" for r in results) else "Error"
+        return {
+            "OverallStatus": status,
+            "RequestID": str(uuid.uuid4()),
+            "Results": {"ExtractResult": results},
+        }
 
 
 def _save_options(request: Any) -> list[Any]:
