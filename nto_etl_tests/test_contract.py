@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from copy import deepcopy
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from lxml import etree
 from sshfs import SSHFileSystem
 from zeep.plugins import Plugin
 
+from nto_etl.mce import activities as act
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import imports
+from nto_etl.mce import tracking as trk
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.wsdl import BINDING, FUELOAUTH_NS, WSDL_PATH
 from nto_etl_tests.helpers import csv_text, make_de, put_import_file
@@ -177,6 +180,15 @@ def test_client_requests_and_local_answers_validate_against_the_published_schema
     )
     imports.run_import(client, spec, timeout=30)
     client.get_user_token()
+    make_de(client, key + "_seg")
+    act.run_query(
+        client,
+        act.QuerySpec(f"{key}_q", f"SELECT SubscriberKey, Email FROM [{key}]", key + "_seg", key + "_seg"),
+    )
+    act.run_filter(client, act.FilterSpec(f"{key}_f", key, key + "_seg", f("Email", "isNotNull")))
+    act.extract_data_extension(client, key, f"{key}.csv")
+    act.start_file_transfer(client, "NTO_Safehouse_To_Export")
+    list(trk.retrieve_events(client, "ClickEvent", datetime(2026, 1, 1), datetime(2026, 12, 31)))
 
     operations = {etree.QName(_body(e)).localname for e in recorded.sent}
     assert {
@@ -187,6 +199,7 @@ def test_client_requests_and_local_answers_validate_against_the_published_schema
         "DeleteRequest",
         "PerformRequestMsg",
         "ExecuteRequestMsg",
+        "ExtractRequestMsg",
     } <= operations
     for envelope in recorded.sent + recorded.received:
         body = _body(envelope)

@@ -68,12 +68,12 @@ def _frame(records: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def retrieve_events(
-    client: MceClient, object_type: str, start: datetime, end: datetime
+    client: MceClient, object_type: str, start: datetime, end: datetime, *, batch_size: int | None = None
 ) -> Iterator[pd.DataFrame]:
     """Events of one type with EventDate between start and end (MCE time), a frame per page."""
     properties = EVENT_OBJECTS[object_type]
     flt = client.simple_filter("EventDate", "between", start, end)
-    for page in client.retrieve(object_type, properties, flt):
+    for page in client.retrieve(object_type, properties, flt, batch_size=batch_size):
         yield _frame([{p: getattr(e, p, None) for p in properties} for e in page])
 
 

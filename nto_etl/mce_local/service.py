@@ -113,7 +113,7 @@ class MceService:
         self.issuer = issuer
         self.login_url = login_url
         self.system_status = "OK"
-        self._cursors: dict[str, tuple[str, list[str], list[Any]]] = {}
+        self._cursors: dict[str, tuple[str, int, list[Any]]] = {}  # RequestID -> (type, batch, rest)
         self._cursor_lock = threading.Lock()
         self.calls: dict[str, int] = {}
         self.faults: list[InjectedFault] = []
@@ -353,8 +353,8 @@ class MceService:
                     "OverallStatus": "Error: ContinueRequest is not valid or has expired",
                     "RequestID": request_id,
                 }
-            object_type, _, remaining = cursor
-            return self._page(request_id, object_type, remaining)
+            object_type, batch, remaining = cursor
+            return self._page(request_id, object_type, remaining, batch)
         object_type = str(r.ObjectType or "")
         properties = [str(p) for p in (r.Properties or [])]
         if not properties:
@@ -376,7 +376,7 @@ class MceService:
         if rest:
             status = "MoreDataAvailable"
             with self._cursor_lock:
-                self._cursors[request_id] = (object_type, [], rest)
+                self._cursors[request_id] = (object_type, batch, rest)
         return {"OverallStatus": status, "RequestID": request_id, "Results": page}
 
     def _retrieve(self, object_type: str, properties: list[str], filter_part: Any) -> list[Any]:

@@ -99,6 +99,7 @@ class Tracking:
             send_row = con.execute("SELECT nextval('send_seq')").fetchone()
         assert send_row is not None
         send_id = int(send_row[0])
+        sent_at = sent_at.replace(microsecond=0)  # MCE keeps event times to the second
         keys = [a[0] for a in audience]
         emails = [a[1] for a in audience]
         events = simulate(send_id, keys, emails, sent_at, seed, behaviour)

@@ -1,0 +1,224 @@
+"""Query activities, data filters, extracts and file transfers, through the real client to the local MCE."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sshfs import SSHFileSystem
+
+from nto_etl.mce import activities as act
+from nto_etl.mce import data_extensions as dex
+from nto_etl.mce import tracking as trk
+from nto_etl.mce.client import MceClient
+from nto_etl.mce.errors import MceValidationError
+from nto_etl.mce_local import LocalMce
+from nto_etl_tests.helpers import all_rows
+
+FIELDS = (
+    dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
+    dex.DEField("Email", "EmailAddress"),
+    dex.DEField("State", "Text", 2),
+)
+STATES = ["OR", "WA", "CA", "NV"]
+
+
+@pytest.fixture
+def audience(client: MceClient, key: str) -> tuple[str, pd.DataFrame]:
+    """A sendable DE of 400 subscribers across four states."""
+    dex.create_data_extension(client, dex.DataExtensionSpec(key, key, FIELDS, sendable_field="SubscriberKey"))
+    rows = pd.DataFrame(
+        {
+            "SubscriberKey": [f"S{i:04d}" for i in range(400)],
+            "Email": [f"s{i}@example.com" for i in range(400)],
+            "State": [STATES[i % 4] for i in range(400)],
+        }
+    )
+    assert dex.upsert_rows(client, key, rows.to_dict("records")).saved == 400
+    return key, rows
+
+
+def segment(client: MceClient, key: str, fields: tuple[dex.DEField, ...] = FIELDS) -> str:
+    dex.create_data_extension(client, dex.DataExtensionSpec(key, key, fields))
+    return key
+
+
+def keys_of(client: MceClient, de: str) -> list[str]:
+    return sorted(all_rows(client, de, ["SubscriberKey"]))
+
+
+def test_region_query_with_each_target_update_type(
+    client: MceClient, audience: tuple[str, pd.DataFrame]
+) -> None:
+    source, rows = audience
+    target = segment(client, source + "_or")
+    oregon = sorted(rows.loc[rows.State == "OR", "SubscriberKey"])
+    washington = sorted(rows.loc[rows.State == "WA", "SubscriberKey"])
+
+    def query(state: str, update: str) -> act.ActivityResult:
+        return act.run_query(
+            client,
+            act.QuerySpec(
+                f"{target}_q",
+                f"SELECT SubscriberKey, Email, State FROM [{source}] WHERE State = '{state}'",
+                target,
+                target,
+                update,
+            ),
+        )
+
+    result = query("OR", "Overwrite")
+    assert result.message == f"{len(oregon)} rows written to {target} (Overwrite)"
+    assert keys_of(client, target) == oregon
+    query("WA", "Append")
+    assert keys_of(client, target) == sorted(oregon + washington)
+    query("WA", "Overwrite")
+    assert keys_of(client, target) == washington
+    dex.upsert_rows(client, source, [{"SubscriberKey": washington[0], "Email": "moved@example.com"}])
+    query("WA", "Update")
+    assert all_rows(client, target, ["SubscriberKey", "Email"])[washington[0]]["Email"] == "moved@example.com"
+    with pytest.raises(MceValidationError, match="PRIMARY KEY") as info:
+        query("WA", "Append")  # every row's key is taken: the single INSERT fails as a whole
+    assert "nothing was written" in str(info.value)
+    assert keys_of(client, target) == washington
+
+
+def test_query_syntax_error_is_a_typed_error_with_mce_message(
+    client: MceClient, audience: tuple[str, pd.DataFrame]
+) -> None:
+    source, _ = audience
+    target = segment(client, source + "_bad")
+    with pytest.raises(MceValidationError, match="An error occurred while checking the query syntax") as info:
+        act.run_query(
+            client,
+            act.QuerySpec(f"{target}_q", f"SELECT SubscriberKey FROM [{source}] WHERE", target, target),
+        )
+    assert info.value.code == 310007
+    with pytest.raises(MceValidationError, match="Only one SELECT"):
+        act.run_query(client, act.QuerySpec(f"{target}_d", f"DELETE FROM [{source}]", target, target))
+
+
+def test_query_rows_the_target_refuses_fail_the_query_and_write_nothing(
+    client: MceClient, audience: tuple[str, pd.DataFrame]
+) -> None:
+    source, _ = audience
+    narrow = segment(
+        client,
+        source + "_n",
+        (dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True), dex.DEField("State", "Text", 1)),
+    )
+    with pytest.raises(MceValidationError, match="exceeds the maximum length of 1"):
+        act.run_query(
+            client,
+            act.QuerySpec(f"{narrow}_q", f"SELECT SubscriberKey, State FROM [{source}]", narrow, narrow),
+        )
+    assert keys_of(client, narrow) == []
+
+
+@pytest.fixture
+def sent(local_mce: LocalMce, audience: tuple[str, pd.DataFrame]) -> tuple[str, int, datetime]:
+    source, _ = audience
+    sent_at = datetime.now() - timedelta(days=5)
+    send_id, recipients = local_mce.send(source, sent_at=sent_at, seed=11)
+    assert recipients == 400
+    return source, send_id, sent_at
+
+
+def events_frame(client: MceClient, start: datetime, end: datetime) -> pd.DataFrame:
+    return pd.concat([p for ot in trk.EVENT_OBJECTS for p in trk.retrieve_events(client, ot, start, end)])
+
+
+def test_not_opened_filter_matches_an_independent_computation(
+    client: MceClient, sent: tuple[str, int, datetime]
+) -> None:
+    source, send_id, sent_at = sent
+    flags = segment(client, source + "_eng", (*FIELDS, dex.DEField("Opened", "Boolean")))
+    act.run_query(
+        client,
+        act.QuerySpec(
+            f"{flags}_q",
+            f"SELECT s.SubscriberKey, s.Email, s.State, CASE WHEN EXISTS (SELECT 1 FROM _Open o WHERE "
+            f"o.SubscriberKey = s.SubscriberKey AND o.JobID = {send_id} AND o.EventDate >= DATEADD(day, -30, GETDATE())) "
+            f"THEN 1 ELSE 0 END AS Opened FROM [{source}] s",
+            flags,
+            flags,
+        ),
+    )
+    target = segment(client, source + "_noopen", (*FIELDS, dex.DEField("Opened", "Boolean")))
+    act.run_filter(
+        client,
+        act.FilterSpec(f"{target}_f", flags, target, client.simple_filter("Opened", "equals", "false")),
+    )
+
+    events = events_frame(client, sent_at - timedelta(days=1), datetime.now() + timedelta(days=1))
+    openers = set(events.loc[events.event_type == "Open", "subscriber_key"])
+    everyone = set(events.loc[events.event_type == "Sent", "subscriber_key"])
+    assert 0 < len(openers) < len(everyone)
+    assert keys_of(client, target) == sorted(everyone - openers)
+
+
+def test_survey_response_filter_matches_pandas(client: MceClient, key: str) -> None:
+    fields = (
+        dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
+        dex.DEField("Score", "Number"),
+        dex.DEField("Answer", "Text", 50),
+        dex.DEField("AnsweredOn", "Date"),
+    )
+    survey = pd.DataFrame(
+        {
+            "SubscriberKey": [f"R{i}" for i in range(60)],
+            "Score": [i % 11 for i in range(60)],
+            "Answer": [None if i % 7 == 0 else f"answer {i}" for i in range(60)],
+            "AnsweredOn": [datetime(2026, 10, 1) + timedelta(days=i) for i in range(60)],
+        }
+    )
+    source = segment(client, key, fields)
+    dex.upsert_rows(client, source, survey.to_dict("records"))
+    target = segment(client, key + "_detractors", fields)
+    f = client.simple_filter
+    detractors = client.all_of(
+        f("Score", "lessThanOrEqual", 6),
+        f("Answer", "isNotNull"),
+        client.any_of(
+            f("AnsweredOn", "between", datetime(2026, 10, 10), datetime(2026, 11, 10)),
+            f("Score", "equals", 0),
+        ),
+    )
+    act.run_filter(client, act.FilterSpec(f"{target}_f", source, target, detractors))
+    in_window = survey.AnsweredOn.between(datetime(2026, 10, 10), datetime(2026, 11, 10))
+    expected = survey[(survey.Score <= 6) & survey.Answer.notna() & (in_window | (survey.Score == 0))]
+    assert keys_of(client, target) == sorted(expected.SubscriberKey)
+
+
+def test_extracts_land_in_export_and_match_retrieve(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path, sent: tuple[str, int, datetime]
+) -> None:
+    source, _, sent_at = sent
+    start, end = sent_at - timedelta(days=1), sent_at + timedelta(days=3)
+    act.extract_data_extension(client, source, f"{source}.csv")
+    act.extract_tracking(client, start, end, f"{source}_tracking.zip")
+    moved = act.start_file_transfer(client, "NTO_Safehouse_To_Export")
+    assert f"{source}.csv" in moved.message and f"{source}_tracking.zip" in moved.message
+    de_file = act.download_export(sftp, f"{source}.csv", tmp_path)
+    with open(de_file.path, newline="", encoding="utf-8") as handle:
+        extracted = list(csv.DictReader(handle))
+    assert {r["SubscriberKey"]: r for r in extracted} == all_rows(
+        client, source, ["SubscriberKey", "Email", "State"]
+    )
+
+    archive = act.download_export(sftp, f"{source}_tracking.zip", tmp_path)
+    from_extract = trk.read_tracking_extract(Path(archive.path))
+    from_api = events_frame(client, start, end)
+    key = ["send_id", "subscriber_key", "event_type", "event_date", "url"]
+
+    def normal(frame: pd.DataFrame) -> list[tuple]:
+        frame = frame.astype({"send_id": "int64"}).assign(event_date=pd.to_datetime(frame.event_date))
+        return sorted(frame[key].fillna("").itertuples(index=False, name=None))
+
+    assert len(from_extract) > 400
+    assert normal(from_extract) == normal(from_api)
+    with pytest.raises(Exception, match="not in /Export"):
+        act.download_export(sftp, "never_extracted.zip", tmp_path)
