@@ -8,7 +8,7 @@ from typing import Any
 
 import fsspec
 
-DATED = re.compile(r"^(?P<prefix>.+)_(?P<date>\d{4}-\d{2}-\d{2})\.csv$")
+DATED = re.compile(r"^(?P<prefix>.+)_(?P<date>\d{4}-\d{2}-\d{2})\.(?P<ext>csv|zip)$")
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,12 @@ class DroppedFile:
         return f"{self.size}:{self.mtime}"
 
 
-def list_dated_files(url: str, **storage_options: Any) -> list[DroppedFile]:
-    """`<prefix>_<YYYY-MM-DD>.csv` files directly in `url`, with size and modification time."""
-    fs, root = fsspec.core.url_to_fs(url, **storage_options)
+def list_dated_files(url: str, fs: Any = None, **storage_options: Any) -> list[DroppedFile]:
+    """`<prefix>_<YYYY-MM-DD>.csv|.zip` files directly in `url`, with size and modification time."""
+    if fs is None:
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    else:
+        root = url
     if not fs.exists(root):
         return []
     found = []

@@ -115,14 +115,20 @@ class LocalMce:
         path.chmod(0o600)
         return credentials
 
-    def send(self, de_key: str, *, sent_at: datetime, seed: int = 1, subject: str = "") -> tuple[int, int]:
+    def send(
+        self, de_key: str, *, sent_at: datetime, seed: int = 1, subject: str = "", name: str = "(local send)"
+    ) -> tuple[int, int]:
         """Simulate a send to a sendable DE at `sent_at` (MCE time); returns (send id, recipients)."""
         de = self.data_extensions.get(de_key)
         if de is None:
             raise ValueError(f"data extension {de_key} does not exist")
-        return self.tracking.send(
-            de, definition_key="(local send)", subject=subject, sent_at=sent_at, seed=seed
-        )
+        return self.tracking.send(de, definition_key=name, subject=subject, sent_at=sent_at, seed=seed)
+
+    def sends_named(self, name: str) -> list[int]:
+        """Send ids of the simulated sends made under `name`."""
+        with self.store.connection() as con:
+            rows = con.execute("SELECT send_id FROM sends WHERE definition_key = ?", [name]).fetchall()
+        return [int(r[0]) for r in rows]
 
     def _login_url(self) -> str:
         return self._base_url + "/Integration/ILogin.aspx"

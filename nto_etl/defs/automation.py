@@ -1,0 +1,148 @@
+"""Schedules and sensors: the daily CRM sync, the monthly newsletter refresh, hourly event reminders, file drops."""
+
+import json
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from nto_etl.config import default_config
+from nto_etl.defs.crm_sync import de_key, export_key, staged_key
+from nto_etl.defs.partitions import daily
+from nto_etl.defs.resources import MceResource, PipelineStorage
+from nto_etl.defs.segments import AUDIENCE
+from nto_etl.defs.tracking import EXTRACT
+from nto_etl.drops import list_dated_files, new_or_changed
+
+
+def chain(dataset: str) -> list[dg.AssetKey]:
+    return [
+        export_key(dataset),
+        staged_key(dataset),
+        de_key(dataset),
+        dg.AssetKey(["warehouse", f"crm_{dataset}"]),
+    ]
+
+
+crm_daily_sync = dg.define_asset_job(
+    "crm_daily_sync",
+    selection=dg.AssetSelection.assets(*[k for e in default_config().crm_exports for k in chain(e.dataset)]),
+    partitions_def=daily,
+    description="Every CRM export of a day: validated, imported into its data extension, loaded into DuckDB.",
+)
+event_reminder_sync = dg.define_asset_job(
+    "event_reminder_sync",
+    selection=dg.AssetSelection.assets(*chain("event_registrations")),
+    partitions_def=daily,
+    description="Event registrations for transactional reminders (re-run during the day as sign-ups arrive).",
+)
+tracking_ingest = dg.define_asset_job(
+    "tracking_ingest",
+    selection=dg.AssetSelection.assets(EXTRACT, dg.AssetKey(["warehouse", "tracking_events"])),
+    partitions_def=daily,
+)
+newsletter_refresh = dg.define_asset_job(
+    "newsletter_refresh",
+    selection=dg.AssetSelection.assets(
+        AUDIENCE, dg.AssetKey(["mce", "segment_not_opened"]), dg.AssetKey(["mce", "segment_region"])
+    ),
+    description="The monthly newsletter's audience and segments.",
+)
+web_analytics_ingest = dg.define_asset_job(
+    "web_analytics_ingest",
+    selection=dg.AssetSelection.assets(
+        dg.AssetKey(["web_analytics", "page_views_export"]),
+        staged_key("web_page_views"),
+        dg.AssetKey(["warehouse", "web_page_views"]),
+    ),
+    partitions_def=daily,
+)
+
+crm_daily_schedule = dg.build_schedule_from_partitioned_job(crm_daily_sync, hour_of_day=2, minute_of_hour=30)
+
+
+@dg.schedule(job=newsletter_refresh, cron_schedule="0 6 1 * *", execution_timezone="America/Los_Angeles")
+def monthly_newsletter_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """The newsletter segments, refreshed on the first of each month before the send."""
+    month = (context.scheduled_execution_time or datetime.now()).strftime("%Y-%m")
+    return dg.RunRequest(run_key=f"newsletter-{month}")
+
+
+@dg.schedule(job=event_reminder_sync, cron_schedule="0 * * * *")
+def hourly_event_reminder_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Today's event registrations, every hour: reminders go out the same day a sign-up arrives."""
+    when = context.scheduled_execution_time or datetime.now()
+    return dg.RunRequest(run_key=f"events-{when:%Y-%m-%dT%H}", partition_key=f"{when:%Y-%m-%d}")
+
+
+def _partition_exists(date: str, now: datetime) -> bool:
+    return daily.start.strftime("%Y-%m-%d") <= date <= (now + timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    asset_selection=dg.AssetSelection.assets(
+        *[k for e in default_config().crm_exports for k in chain(e.dataset)]
+    ),
+)
+def crm_drop_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorage) -> dg.SensorResult:
+    """A new or changed file in the CRM drop starts its dataset's chain for its day."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    requests = []
+    for export in default_config().crm_exports:
+        files = list_dated_files(f"{storage.crm_drop_url.rstrip('/')}/{export.dataset}")
+        fresh, seen = new_or_changed([f for f in files if f.prefix == export.file_prefix], seen)
+        requests += [
+            dg.RunRequest(
+                run_key=f"{f.path}:{f.fingerprint}",
+                partition_key=f.date,
+                asset_selection=chain(export.dataset),
+            )
+            for f in fresh
+            if _partition_exists(f.date, datetime.now())
+        ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    asset_selection=dg.AssetSelection.assets(
+        staged_key("web_page_views"),
+        dg.AssetKey(["web_analytics", "page_views_export"]),
+        dg.AssetKey(["warehouse", "web_page_views"]),
+    ),
+)
+def web_analytics_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorage) -> dg.SensorResult:
+    """A new day's web-analytics file starts its ingestion."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    files = [
+        f
+        for f in list_dated_files(storage.web_analytics_url)
+        if f.prefix == default_config().web_analytics.file_prefix
+    ]
+    fresh, seen = new_or_changed(files, seen)
+    requests = [
+        dg.RunRequest(run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date)
+        for f in fresh
+        if _partition_exists(f.date, datetime.now())
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
+
+
+@dg.sensor(
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    asset_selection=dg.AssetSelection.assets(dg.AssetKey(["warehouse", "tracking_events"])),
+)
+def export_sensor(context: dg.SensorEvaluationContext, mce: MceResource) -> dg.SensorResult:
+    """A new or changed tracking extract in the Enhanced FTP /Export starts its ingestion into DuckDB."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    files = [f for f in list_dated_files("/Export", fs=mce.sftp()) if f.prefix == "tracking"]
+    fresh, seen = new_or_changed(files, seen)
+    requests = [
+        dg.RunRequest(run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date)
+        for f in fresh
+        if _partition_exists(f.date, datetime.now())
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))

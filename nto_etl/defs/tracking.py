@@ -1,0 +1,81 @@
+"""Tracking data: a daily tracking extract moved to /Export, then merged into DuckDB (idempotent, with overlap)."""
+
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from nto_etl.defs.partitions import daily, network_retry
+from nto_etl.defs.resources import MceResource
+from nto_etl.mce import activities as act
+from nto_etl.mce import tracking as trk
+from nto_etl.warehouse.tracking import merge_events
+
+EXTRACT = dg.AssetKey(["mce", "tracking_extract"])
+FILE_TRANSFER_KEY = "NTO_Safehouse_To_Export"
+OVERLAP_DAYS = 1
+
+
+def extract_name(partition: str) -> str:
+    return f"tracking_{partition}.zip"
+
+
+@dg.asset(
+    key=EXTRACT,
+    partitions_def=daily,
+    group_name="tracking",
+    kinds={"salesforce", "sftp"},
+    pool="mce",
+    retry_policy=network_retry,
+    description="Tracking extract (sent, opens, clicks, bounces, unsubscribes) for the day and the day before "
+    "(late events), MCE server time (CST, no DST), moved from the Safehouse to /Export by a file transfer.",
+)
+def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.MaterializeResult:
+    start, end = trk.mce_day_bounds(context.partition_key, OVERLAP_DAYS)
+    client = mce.client()
+    name = extract_name(context.partition_key)
+    act.extract_tracking(client, start, end - timedelta(seconds=1), name)
+    moved = act.start_file_transfer(client, FILE_TRANSFER_KEY)
+    return dg.MaterializeResult(
+        metadata={
+            "file": f"/Export/{name}",
+            "window_start_mce": str(start),
+            "window_end_mce": str(end),
+            "window_start_utc": str(trk.to_utc(start)),
+            "file_transfer": moved.message,
+        }
+    )
+
+
+@dg.asset(
+    key=["warehouse", "tracking_events"],
+    deps=[EXTRACT],
+    partitions_def=daily,
+    group_name="warehouse",
+    kinds={"duckdb"},
+    pool="duckdb",
+    retry_policy=network_retry,
+    description="Tracking events from the day's extract, validated (TrackingEvent contract) and merged on "
+    "(send, subscriber, type, date, URL): re-reads and late events never duplicate.",
+)
+def tracking_events(
+    context: dg.AssetExecutionContext, mce: MceResource, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        downloaded = act.download_export(mce.sftp(), extract_name(context.partition_key), Path(tmp))
+        events = trk.read_tracking_extract(Path(downloaded.path))
+    with warehouse.get_connection() as con:
+        read, new = merge_events(con, events, context.partition_key)
+        total = con.execute("SELECT count(*) FROM tracking_events").fetchone()
+    counts = events.event_type.value_counts().to_dict() if not events.empty else {}
+    return dg.MaterializeResult(
+        metadata={
+            "events_read": read,
+            "events_new": new,
+            "dagster/row_count": int(total[0]) if total else 0,
+            "sha256": downloaded.sha256,
+            **{f"read_{k}": int(v) for k, v in counts.items()},
+        }
+    )
