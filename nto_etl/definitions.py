@@ -1,10 +1,10 @@
 """The code location: every module under nto_etl/defs is loaded."""
 
-import dagster as dg
+from pathlib import Path
 
-import nto_etl.defs
+import dagster as dg
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.components.load_defs(nto_etl.defs)
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

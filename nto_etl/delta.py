@@ -53,7 +53,7 @@ def prepare_delta(
     types = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE __staged AS SELECT * FROM read_csv({literal(staged)}, header = true, "
-        f"columns = {types}, quote = '\"', escape = '\"', auto_detect = false, skip = 1)"
+        f"columns = {types}, quote = '\"', escape = '\"', auto_detect = false)"
     )
     row_key = f"concat_ws({SEPARATOR}, {', '.join(ident(c) for c in key_columns)})"
     row_hash = (

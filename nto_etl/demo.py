@@ -62,7 +62,9 @@ def run_demo(state_dir: Path, data_dir: Path) -> int:
             ]
         )
         audience = dg.AssetSelection.assets(AUDIENCE, dg.AssetKey(["mce", "segment_region"]))
-        steps = [(f"{p}: CRM exports and web analytics", partitioned - tracking, p) for p in partitions]
+        steps: list[tuple[str, dg.AssetSelection, str | None]] = [
+            (f"{p}: CRM exports and web analytics", partitioned - tracking, p) for p in partitions
+        ]
         steps.append(("newsletter audience and region segments", audience, None))
         steps += [(f"{p}: tracking", tracking, p) for p in partitions]
         steps.append(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+
+# Retried Dagster steps wait 0 s in tests (the policy itself is what is tested, not its delays).
+os.environ.setdefault("NTO_RETRY_DELAY", "0")
+os.environ.setdefault("NTO_RETRIES", "1")
 
 import pytest
 from sshfs import SSHFileSystem

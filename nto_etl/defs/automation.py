@@ -26,19 +26,16 @@ def chain(dataset: str) -> list[dg.AssetKey]:
 crm_daily_sync = dg.define_asset_job(
     "crm_daily_sync",
     selection=dg.AssetSelection.assets(*[k for e in default_config().crm_exports for k in chain(e.dataset)]),
-    partitions_def=daily,
     description="Every CRM export of a day: validated, imported into its data extension, loaded into DuckDB.",
 )
 event_reminder_sync = dg.define_asset_job(
     "event_reminder_sync",
     selection=dg.AssetSelection.assets(*chain("event_registrations")),
-    partitions_def=daily,
     description="Event registrations for transactional reminders (re-run during the day as sign-ups arrive).",
 )
 tracking_ingest = dg.define_asset_job(
     "tracking_ingest",
     selection=dg.AssetSelection.assets(EXTRACT, dg.AssetKey(["warehouse", "tracking_events"])),
-    partitions_def=daily,
 )
 newsletter_refresh = dg.define_asset_job(
     "newsletter_refresh",
@@ -54,7 +51,6 @@ web_analytics_ingest = dg.define_asset_job(
         staged_key("web_page_views"),
         dg.AssetKey(["warehouse", "web_page_views"]),
     ),
-    partitions_def=daily,
 )
 
 crm_daily_schedule = dg.build_schedule_from_partitioned_job(crm_daily_sync, hour_of_day=2, minute_of_hour=30)

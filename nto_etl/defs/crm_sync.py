@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from nto_etl.config import CrmExportConfig, default_config
-from nto_etl.defs.partitions import daily, network_retry
+from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage
 from nto_etl.mce.errors import MceImportError
 from nto_etl.staging import ExportFileError, StageResult, checksum, stage_export
@@ -161,8 +161,8 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
                 description=f"{staged} is missing: materialize {staged_key(export.dataset).to_user_string()} "
                 f"for {context.partition_key} first"
             )
-        client = mce.client()
-        with warehouse.get_connection() as con:
+        with mce_failures(), warehouse.get_connection() as con:
+            client = mce.client()
             try:
                 outcome = sync_partition(
                     client,

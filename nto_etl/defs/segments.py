@@ -7,7 +7,7 @@ import dagster as dg
 from nto_etl import segments
 from nto_etl.config import default_config
 from nto_etl.defs.crm_sync import de_key
-from nto_etl.defs.partitions import network_retry
+from nto_etl.defs.partitions import mce_failures, network_retry
 from nto_etl.defs.resources import MceResource
 
 REGION = os.environ.get("NTO_SEGMENT_REGION", "OR")
@@ -32,9 +32,10 @@ def _result(client: object, de: str, message: str) -> dg.MaterializeResult:
 )
 def segment_newsletter_audience(mce: MceResource) -> dg.MaterializeResult:
     export = default_config().export("newsletter_subscriptions")
-    client = mce.client()
-    result = segments.refresh_newsletter_audience(client, export.de_key, export.de_name)
-    return _result(client, segments.NEWSLETTER_AUDIENCE.de_key, result.message)
+    with mce_failures():
+        client = mce.client()
+        result = segments.refresh_newsletter_audience(client, export.de_key, export.de_name)
+        return _result(client, segments.NEWSLETTER_AUDIENCE.de_key, result.message)
 
 
 @dg.asset(
@@ -47,9 +48,10 @@ def segment_newsletter_audience(mce: MceResource) -> dg.MaterializeResult:
     description=f"Customers in {REGION} (query activity over NTO Contacts); NTO_SEGMENT_REGION sets the state.",
 )
 def segment_region(mce: MceResource) -> dg.MaterializeResult:
-    client = mce.client()
-    result = segments.refresh_region(client, REGION, default_config().export("contacts").de_name)
-    return _result(client, segments.region_segment(REGION).de_key, result.message)
+    with mce_failures():
+        client = mce.client()
+        result = segments.refresh_region(client, REGION, default_config().export("contacts").de_name)
+        return _result(client, segments.region_segment(REGION).de_key, result.message)
 
 
 @dg.asset(
@@ -63,6 +65,7 @@ def segment_region(mce: MceResource) -> dg.MaterializeResult:
     "data filter keeps the non-openers.",
 )
 def segment_not_opened(mce: MceResource) -> dg.MaterializeResult:
-    client = mce.client()
-    result = segments.refresh_not_opened(client)
-    return _result(client, segments.NOT_OPENED.de_key, result.message)
+    with mce_failures():
+        client = mce.client()
+        result = segments.refresh_not_opened(client)
+        return _result(client, segments.NOT_OPENED.de_key, result.message)

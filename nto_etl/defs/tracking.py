@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from nto_etl.defs.partitions import daily, network_retry
+from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource
 from nto_etl.mce import activities as act
 from nto_etl.mce import tracking as trk
@@ -34,10 +34,11 @@ def extract_name(partition: str) -> str:
 )
 def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.MaterializeResult:
     start, end = trk.mce_day_bounds(context.partition_key, OVERLAP_DAYS)
-    client = mce.client()
     name = extract_name(context.partition_key)
-    act.extract_tracking(client, start, end - timedelta(seconds=1), name)
-    moved = act.start_file_transfer(client, FILE_TRANSFER_KEY)
+    with mce_failures():
+        client = mce.client()
+        act.extract_tracking(client, start, end - timedelta(seconds=1), name)
+        moved = act.start_file_transfer(client, FILE_TRANSFER_KEY)
     return dg.MaterializeResult(
         metadata={
             "file": f"/Export/{name}",
@@ -63,7 +64,7 @@ def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.
 def tracking_events(
     context: dg.AssetExecutionContext, mce: MceResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    with tempfile.TemporaryDirectory() as tmp:
+    with mce_failures(), tempfile.TemporaryDirectory() as tmp:
         downloaded = act.download_export(mce.sftp(), extract_name(context.partition_key), Path(tmp))
         events = trk.read_tracking_extract(Path(downloaded.path))
     with warehouse.get_connection() as con:

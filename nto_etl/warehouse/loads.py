@@ -32,7 +32,7 @@ def load_staged_partition(
     try:
         con.execute(f"DELETE FROM {ident(table)} WHERE _partition = ?", [partition])
         con.execute(
-            f"INSERT INTO {ident(table)} SELECT {select}, ? FROM read_csv({literal(staged)}, header = true, skip = 1, "
+            f"INSERT INTO {ident(table)} SELECT {select}, ? FROM read_csv({literal(staged)}, header = true, "
             f"columns = {read_types}, quote = '\"', escape = '\"', auto_detect = false)",
             [partition],
         )

@@ -1,0 +1,108 @@
+"""Schedules, sensors and the code location, evaluated with Dagster's test contexts."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nto_etl.config import ConfigError, load_config
+from nto_etl.definitions import defs
+from nto_etl.defs.automation import (
+    crm_daily_schedule,
+    crm_drop_sensor,
+    hourly_event_reminder_schedule,
+    monthly_newsletter_schedule,
+    web_analytics_sensor,
+)
+from nto_etl.defs.crm_sync import de_key
+from nto_etl.defs.resources import PipelineStorage
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+def test_the_code_location_loads() -> None:
+    definitions = defs()
+    dg.Definitions.validate_loadable(definitions)
+    keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
+    assert {
+        "crm/contacts_export",
+        "staging/contacts",
+        "mce/contacts_de",
+        "mce/tracking_extract",
+        "warehouse/tracking_events",
+        "warehouse/customer_360",
+        "crm/updates_export",
+        "mce/segment_not_opened",
+        "mce/segment_region",
+        "web_analytics/page_views_export",
+    } <= keys
+    assert definitions.resolve_asset_graph().get(de_key("contacts")).is_partitioned
+    workspace = (Path(__file__).resolve().parents[1] / "workspace.yaml").read_text()
+    assert "nto_etl.definitions" in workspace and "location_name: nto_etl" in workspace
+
+
+def test_crm_drop_sensor_requests_each_new_or_changed_file_once(tmp_path: Path) -> None:
+    drop = tmp_path / "crm"
+    (drop / "contacts").mkdir(parents=True)
+    first = drop / "contacts" / "contacts_2026-11-01.csv"
+    first.write_bytes((SAMPLE / "crm" / "contacts" / "contacts_2026-11-01.csv").read_bytes())
+    storage = PipelineStorage(crm_drop_url=str(drop))
+    result = crm_drop_sensor(dg.build_sensor_context(resources={"storage": storage}))
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-01"]
+    assert de_key("contacts") in result.run_requests[0].asset_selection
+    again = crm_drop_sensor(dg.build_sensor_context(cursor=result.cursor, resources={"storage": storage}))
+    assert again.run_requests == []
+    (drop / "contacts" / "contacts_2026-11-02.csv").write_text(first.read_text())
+    os.utime(first, (first.stat().st_atime, first.stat().st_mtime + 10))  # the 1st re-delivered
+    later = crm_drop_sensor(dg.build_sensor_context(cursor=again.cursor, resources={"storage": storage}))
+    assert sorted(r.partition_key for r in later.run_requests) == ["2026-11-01", "2026-11-02"]
+    (drop / "contacts" / "notes.txt").write_text("not an export")
+    assert (
+        crm_drop_sensor(
+            dg.build_sensor_context(cursor=later.cursor, resources={"storage": storage})
+        ).run_requests
+        == []
+    )
+
+
+def test_web_analytics_sensor(tmp_path: Path) -> None:
+    storage = PipelineStorage(web_analytics_url=str(SAMPLE / "web_analytics" / "page_views"))
+    result = web_analytics_sensor(dg.build_sensor_context(resources={"storage": storage}))
+    assert sorted(r.partition_key for r in result.run_requests) == ["2026-11-01", "2026-11-02", "2026-11-03"]
+
+
+def test_schedules() -> None:
+    hourly = hourly_event_reminder_schedule(
+        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 5, 14))
+    )
+    assert hourly.partition_key == "2026-11-05"
+    assert hourly.run_key == "events-2026-11-05T14"
+    monthly = monthly_newsletter_schedule(
+        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 6))
+    )
+    assert monthly.run_key == "newsletter-2026-12"
+    assert monthly_newsletter_schedule.cron_schedule == "0 6 1 * *"
+    daily = defs().get_schedule_def("crm_daily_sync_schedule")
+    assert daily.job_name == "crm_daily_sync"
+    assert daily.cron_schedule == "30 2 * * *"
+    assert crm_daily_schedule.name == "crm_daily_sync_schedule"
+
+
+def test_config_refuses_overwrite_unless_allowed(tmp_path: Path) -> None:
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(
+        "crm_exports:\n  - {dataset: contacts, de_key: K, de_name: N, update_type: Overwrite}\n"
+    )
+    with pytest.raises(ConfigError, match="Overwrite erases previously imported rows"):
+        load_config(config)
+    config.write_text(
+        "crm_exports:\n  - {dataset: contacts, de_key: K, de_name: N, update_type: Overwrite, allow_overwrite: true}\n"
+    )
+    assert load_config(config).crm_exports[0].allow_overwrite
+    config.write_text("crm_exports:\n  - {dataset: nope, de_key: K, de_name: N}\n")
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
+        load_config(config)

@@ -1,0 +1,316 @@
+"""The Dagster asset graph end to end against the local MCE: contents, idempotency, crash recovery, checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from nto_etl import segments, transfer
+from nto_etl.config import default_config
+from nto_etl.connections import local_settings
+from nto_etl.contracts import Contact
+from nto_etl.definitions import defs
+from nto_etl.defs import resources as resource_module
+from nto_etl.defs.crm_sync import RECONCILE_CHECK, REJECTS_CHECK, de_key, staged_key
+from nto_etl.defs.resources import MceResource, PipelineStorage
+from nto_etl.defs.segments import AUDIENCE
+from nto_etl.defs.tracking import EXTRACT
+from nto_etl.mce import data_extensions as dex
+from nto_etl.mce import tracking as trk
+from nto_etl.mce.client import MceClient
+from nto_etl.mce_local import LocalMce
+from nto_etl.sync import sync_partition
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
+CONTACTS = default_config().export("contacts")
+
+
+class Pipeline:
+    def __init__(self, root: Path, mce: LocalMce, drop: Path = SAMPLE / "crm") -> None:
+        self.root, self.mce = root, mce
+        info = root / "mce-local.json"
+        info.write_text(mce.info.to_json())
+        self.resources: dict[str, Any] = {
+            "mce": MceResource(local_info=str(info)),
+            "storage": PipelineStorage(
+                crm_drop_url=str(drop),
+                web_analytics_url=str(SAMPLE / "web_analytics" / "page_views"),
+                crm_inbound_url=str(root / "inbound"),
+                work_dir=str(root / "work"),
+            ),
+            "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+        }
+        self.definitions = defs()
+        self.assets = [a for a in self.definitions.assets or [] if isinstance(a, dg.AssetsDefinition)]
+        self.client = MceClient(local_settings(mce.info)[0])
+
+    def run(
+        self, selection: dg.AssetSelection, partition: str | None = None, **kwargs: Any
+    ) -> dg.ExecuteInProcessResult:
+        resource_module._status_checked.clear()
+        return dg.materialize(
+            self.assets,
+            selection=selection,
+            partition_key=partition,
+            resources=self.resources,
+            raise_on_error=False,
+            **kwargs,
+        )
+
+    def sql(self, query: str) -> list[tuple]:
+        with duckdb.connect(str(self.root / "warehouse.duckdb"), read_only=True) as con:
+            return con.execute(query).fetchall()
+
+    def calls(self, op: str) -> int:
+        return self.mce.service.calls.get(op, 0)
+
+    def imports_started(self) -> int:
+        """Import tasks MCE has ever started (one ImportResultsSummary each)."""
+        return len(self.mce.store.find("ImportResultsSummary"))
+
+
+CRM = dg.AssetSelection.groups(
+    "crm", "staging", "mce", "warehouse", "web_analytics"
+) - dg.AssetSelection.assets(
+    EXTRACT,
+    dg.AssetKey(["warehouse", "tracking_events"]),
+    dg.AssetKey(["warehouse", "mce_contact_rows"]),
+    dg.AssetKey(["crm", "updates_export"]),
+)
+TRACKING = dg.AssetSelection.assets(EXTRACT, dg.AssetKey(["warehouse", "tracking_events"]))
+LATER = dg.AssetSelection.groups("segments", "analytics", "crm_updates") | dg.AssetSelection.assets(
+    dg.AssetKey(["warehouse", "mce_contact_rows"])
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    root = tmp_path_factory.mktemp("pipeline")
+    with LocalMce(root / "mce") as mce:
+        p = Pipeline(root, mce)
+        for day in DAYS:
+            assert p.run(CRM, day).success, day
+        assert p.run(dg.AssetSelection.assets(AUDIENCE)).success
+        mce.send(
+            segments.NEWSLETTER_AUDIENCE.de_key,
+            sent_at=datetime(2026, 11, 1, 10),
+            seed=3,
+            name="test newsletter",
+        )
+        for day in DAYS:
+            assert p.run(TRACKING, day).success, day
+        assert p.run(LATER).success
+        yield p
+
+
+def expected_contacts() -> pd.DataFrame:
+    """Independently of staging: every raw export, rows the contract accepts, the latest per key."""
+    frames = []
+    for day in DAYS:
+        raw = pd.read_csv(
+            SAMPLE / "crm" / "contacts" / f"contacts_{day}.csv", dtype=str, keep_default_na=False
+        )
+        raw = raw.replace("", None)
+        try:
+            Contact.validate(raw, lazy=True)
+            frames.append(raw)
+        except pa.errors.SchemaErrors as errors:
+            bad = set(errors.failure_cases["index"].dropna().astype(int))
+            frames.append(raw.drop(index=list(bad)))
+    rows = pd.concat(frames, ignore_index=True)
+    rows = rows.assign(_modified=pd.to_datetime(rows.modified_at), _order=range(len(rows)))
+    latest = rows.sort_values(["_modified", "_order"]).groupby("subscriber_key").tail(1)
+    return latest.set_index("subscriber_key")
+
+
+def test_data_extension_holds_the_latest_valid_contact_of_each_key(pipeline: Pipeline) -> None:
+    expected = expected_contacts()
+    rows = pd.concat(
+        dex.retrieve_rows(pipeline.client, CONTACTS.de_key, ["subscriber_key", "email", "first_name"])
+    )
+    actual = rows.set_index("subscriber_key")
+    assert sorted(actual.index) == sorted(expected.index)
+    assert actual.email.to_dict() == expected.email.to_dict()
+    assert actual.first_name.to_dict() == expected.first_name.to_dict()
+
+
+def test_warehouse_tables_match_independent_computations(pipeline: Pipeline) -> None:
+    staged_rows = sum(len(pd.read_csv(SAMPLE / "crm" / "contacts" / f"contacts_{d}.csv")) for d in DAYS)
+    [(loaded,)] = pipeline.sql("SELECT count(*) FROM crm_contacts")
+    assert 0.98 * staged_rows <= loaded <= staged_rows
+    api = pd.concat(
+        [
+            page
+            for ot in trk.EVENT_OBJECTS
+            for page in trk.retrieve_events(
+                pipeline.client, ot, datetime(2026, 10, 31), datetime(2026, 11, 4) - timedelta(seconds=1)
+            )
+        ]
+    )
+    [(events,)] = pipeline.sql("SELECT count(*) FROM tracking_events")
+    assert events == len(api) > 0
+    [(sent, opens, send_rows)] = pipeline.sql(
+        "SELECT sum(sent), sum(unique_opens), count(*) FROM campaign_performance"
+    )
+    assert sent == (api.event_type == "Sent").sum()
+    assert opens == api.loc[api.event_type == "Open", "subscriber_key"].nunique()
+    assert send_rows == 1
+    audience = segments.segment_size(pipeline.client, segments.NEWSLETTER_AUDIENCE.de_key)
+    assert sent == audience
+    not_opened = segments.segment_size(pipeline.client, segments.NOT_OPENED.de_key)
+    assert not_opened == audience - opens
+
+
+def test_crm_update_file_lists_unsubscribes_and_bounces_safely(pipeline: Pipeline) -> None:
+    updates = pd.read_csv(pipeline.root / "inbound" / "nto_mce_updates.csv", dtype=str, keep_default_na=False)
+    [(unsubscribed,)] = pipeline.sql(
+        "SELECT count(DISTINCT subscriber_key) FROM tracking_events WHERE event_type = 'Unsubscribe'"
+    )
+    [(hard,)] = pipeline.sql(
+        "SELECT count(DISTINCT subscriber_key) FROM tracking_events WHERE event_type = 'HardBounce'"
+    )
+    assert (updates.update_type == "unsubscribe").sum() == unsubscribed
+    assert (updates.update_type == "hard_bounce").sum() == hard
+    assert not updates.apply(lambda col: col.str.match(r"^[=+\-@]")).any().any()
+
+
+def fingerprint(p: Pipeline) -> dict[str, int]:
+    """A hash of every table that must not change when nothing new arrives."""
+    tables = {
+        "import_ledger": "SELECT * EXCLUDE (started_at, finished_at) FROM import_ledger",
+        **{
+            t: f"SELECT * FROM {t}"
+            for t in ("row_hashes", "crm_contacts", "tracking_events", "web_page_views", "customer_360")
+        },
+    }
+    return {name: hash(tuple(sorted(map(repr, p.sql(query))))) for name, query in tables.items()}
+
+
+def test_a_backfill_over_days_already_done_changes_nothing(pipeline: Pipeline) -> None:
+    before, imports, creates = fingerprint(pipeline), pipeline.imports_started(), pipeline.calls("Create")
+    for day in DAYS:
+        result = pipeline.run(CRM | TRACKING, day)
+        assert result.success
+        outcomes = [
+            m.metadata["outcome"].value for m in result.asset_materializations_for_node("mce__contacts_de")
+        ]
+        assert outcomes == ["nothing changed since the last successful import: no import"]
+    assert pipeline.run(LATER).success
+    assert fingerprint(pipeline) == before
+    assert pipeline.imports_started() == imports  # no second import of anything
+    assert pipeline.calls("Create") == creates  # no import definition, no data extension
+
+
+def test_a_crash_between_import_start_and_ledger_recovers_without_a_second_import(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    export = default_config().export("new_customers")
+    staged = tmp_path / "new_customers_2026-11-09.csv"
+    staged.write_text(
+        "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
+        "NTO-CRASH1,crash1@example.com,Cy,en-US,Portland Pearl,10.00,11/09/2026 10:00:00,11/09/2026 10:00:00\r\n"
+        "NTO-CRASH2,crash2@example.com,Di,en-US,Portland Pearl,12.50,11/09/2026 10:00:00,11/09/2026 10:00:00\r\n"
+    )
+    fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
+    with duckdb.connect(str(pipeline.root / "warehouse.duckdb")) as con:
+
+        def crash(task_id: str) -> None:
+            raise RuntimeError(f"killed after starting task {task_id}")
+
+        with pytest.raises(RuntimeError, match="killed after starting task"):
+            sync_partition(
+                pipeline.client, fs, con, export, staged, "2026-11-09", tmp_path, after_start=crash
+            )
+        [(status,)] = con.execute(
+            "SELECT status FROM import_ledger WHERE partition_key = '2026-11-09'"
+        ).fetchall()
+        assert status == "started"
+        imports = pipeline.imports_started()
+        outcome = sync_partition(pipeline.client, fs, con, export, staged, "2026-11-09", tmp_path)
+        assert outcome.status == "recovered"
+        assert pipeline.imports_started() == imports  # no second import
+        assert outcome.result is not None and outcome.result.successful == 2
+        again = sync_partition(pipeline.client, fs, con, export, staged, "2026-11-09", tmp_path)
+        assert again.status == "unchanged"
+
+
+def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nto_etl.ledger import ImportLedger
+
+    export = default_config().export("new_customers")
+    staged = tmp_path / "new_customers_2026-11-10.csv"
+    staged.write_text(
+        "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
+        "NTO-CRASH3,crash3@example.com,Ed,en-US,Portland Pearl,1.00,11/10/2026 10:00:00,11/10/2026 10:00:00\r\n"
+    )
+    fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
+    with duckdb.connect(str(pipeline.root / "warehouse.duckdb")) as con:
+        with monkeypatch.context() as patch:
+            patch.setattr(ImportLedger, "started", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+            with pytest.raises(RuntimeError, match="killed"):
+                sync_partition(pipeline.client, fs, con, export, staged, "2026-11-10", tmp_path)
+        imports = pipeline.imports_started()
+        outcome = sync_partition(pipeline.client, fs, con, export, staged, "2026-11-10", tmp_path)
+    assert outcome.status == "recovered"
+    assert pipeline.imports_started() == imports
+    rows = dex.retrieve_rows(
+        pipeline.client,
+        export.de_key,
+        ["subscriber_key"],
+        pipeline.client.simple_filter("subscriber_key", "equals", "NTO-CRASH3"),
+    )
+    assert sum(len(r) for r in rows) == 1
+
+
+def test_checks_report_reconciliation_and_rejects(pipeline: Pipeline) -> None:
+    result = pipeline.run(dg.AssetSelection.assets(staged_key("contacts"), de_key("contacts")), DAYS[0])
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks[REJECTS_CHECK].passed
+    assert checks[REJECTS_CHECK].metadata["rows_rejected"].value > 0
+    assert checks[RECONCILE_CHECK].passed
+
+
+def test_a_blocking_reject_check_stops_the_import(tmp_path: Path) -> None:
+    drop = tmp_path / "drop" / "contacts"
+    drop.mkdir(parents=True)
+    lines = (SAMPLE / "crm" / "contacts" / "contacts_2026-11-02.csv").read_text(encoding="utf-8").splitlines()
+    broken = [lines[0]] + [line.replace("@", " at ") for line in lines[1:]]  # every email invalid
+    (drop / "contacts_2026-11-02.csv").write_text("\n".join(broken) + "\n", encoding="utf-8")
+    with LocalMce(tmp_path / "mce") as mce:
+        p = Pipeline(tmp_path, mce, drop=tmp_path / "drop")
+        chain = dg.AssetSelection.assets(
+            dg.AssetKey(["crm", "contacts_export"]), staged_key("contacts"), de_key("contacts")
+        )
+        result = p.run(chain, "2026-11-02")
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert not checks[REJECTS_CHECK].passed
+        assert checks[REJECTS_CHECK].metadata["reject_share"].value == 1.0
+        assert not result.asset_materializations_for_node("mce__contacts_de")
+        assert p.imports_started() == 0
+
+
+def test_mce_in_maintenance_fails_clearly_before_any_work(tmp_path: Path) -> None:
+    with LocalMce(tmp_path / "mce") as mce:
+        p = Pipeline(tmp_path, mce)
+        assert p.run(
+            dg.AssetSelection.assets(dg.AssetKey(["crm", "contacts_export"]), staged_key("contacts")), DAYS[0]
+        ).success
+        mce.service.system_status = "InMaintenance"
+        result = p.run(dg.AssetSelection.assets(de_key("contacts")), DAYS[0])
+        assert not result.success
+        failure = result.get_step_failure_events()[0]
+        assert "MCE system status is InMaintenance" in str(failure.event_specific_data.error)
+        assert mce.service.calls.get("Create", 0) == 0
