@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint dev clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The Dagster UI against a local MCE (started in the background, state in .state/mce).
+dev: $(STAMP)
+	mkdir -p .state/dagster_home
+	cp -n dagster.yaml .state/dagster_home/dagster.yaml || true
+	$(BIN)/nto-etl mce-local --state-dir .state/mce --info-file .state/mce-local.json > .state/mce-local.log & \
+	  trap 'kill $$!' EXIT; sleep 3; DAGSTER_HOME=$(CURDIR)/.state/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check nto_etl nto_etl_tests scripts

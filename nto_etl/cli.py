@@ -57,6 +57,11 @@ def _mce_local(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else None
     mce = LocalMce(state_dir, host=args.host, http_port=args.http_port, sftp_port=args.sftp_port)
     info = mce.start()
+    if args.info_file:
+        path = Path(args.info_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(info.to_json())
+        path.chmod(0o600)
     print(info.to_json(), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -93,6 +98,25 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from nto_etl import runner
+    from nto_etl.definitions import defs
+
+    definitions = defs()
+    selection = runner.partitioned_selection(definitions)
+    if args.select:
+        selection = selection & dg.AssetSelection.from_coercible(args.select.split(","))
+    days = runner.days_between(args.from_date, args.to_date)
+    ok = runner.materialize(definitions, selection, days)
+    if ok and not args.skip_analytics:
+        ok = runner.materialize(
+            definitions, dg.AssetSelection.all() - runner.partitioned_selection(definitions), [None]
+        )
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nto-etl", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -111,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--host", default="127.0.0.1", help="a loopback address")
     local.add_argument("--http-port", type=int, default=0, help="0 picks a free port")
     local.add_argument("--sftp-port", type=int, default=0, help="0 picks a free port")
+    local.add_argument(
+        "--info-file",
+        help="also write the connection JSON here (what the pipeline reads by default: "
+        ".state/mce-local.json)",
+    )
     local.set_defaults(func=_mce_local)
 
     demo = sub.add_parser("demo", help="run the demo end to end against a local MCE")
@@ -120,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--walkthrough", action="store_true", help="the client walk-through instead of the pipeline"
     )
     demo.set_defaults(func=_demo)
+    fill = sub.add_parser(
+        "backfill",
+        help="materialize the daily assets for a range of days, in-process, then "
+        "the analytics (configured by the NTO_* variables; see README)",
+    )
+    fill.add_argument("--from", dest="from_date", required=True, help="first day, YYYY-MM-DD")
+    fill.add_argument("--to", dest="to_date", required=True, help="last day, YYYY-MM-DD")
+    fill.add_argument("--select", help="comma-separated asset keys or groups, e.g. 'group:crm,group:staging'")
+    fill.add_argument("--skip-analytics", action="store_true", help="only the daily partitions")
+    fill.set_defaults(func=_backfill)
+
     gen = sub.add_parser("generate", help="write a seeded synthetic CRM (daily exports + web analytics)")
     gen.add_argument("--rows", type=int, required=True, help="contacts in the CRM by the last day")
     gen.add_argument("--seed", type=int, default=42)

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from nto_etl import segments
+from nto_etl import runner, segments
 from nto_etl.connections import local_settings
 from nto_etl.defs.segments import AUDIENCE, REGION
 from nto_etl.defs.tracking import EXTRACT
@@ -49,56 +49,56 @@ def run_demo(state_dir: Path, data_dir: Path) -> int:
                 ),
             }
         )
-        defs = _pipeline_definitions()
+        definitions = _pipeline_definitions()
         partitions = sorted({f.date for f in list_dated_files(str(drop / "contacts"))})
-        assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
-        graph = defs.resolve_asset_graph()
         tracking = dg.AssetSelection.assets(EXTRACT, dg.AssetKey(["warehouse", "tracking_events"]))
-        partitioned = dg.AssetSelection.assets(
-            *[
-                k
-                for k in graph.get_all_asset_keys()
-                if graph.get(k).is_partitioned and graph.get(k).is_materializable
-            ]
-        )
+        partitioned = runner.partitioned_selection(definitions)
         audience = dg.AssetSelection.assets(AUDIENCE, dg.AssetKey(["mce", "segment_region"]))
-        steps: list[tuple[str, dg.AssetSelection, str | None]] = [
-            (f"{p}: CRM exports and web analytics", partitioned - tracking, p) for p in partitions
-        ]
-        steps.append(("newsletter audience and region segments", audience, None))
-        steps += [(f"{p}: tracking", tracking, p) for p in partitions]
-        steps.append(
-            (
-                "behaviour segment, analytics and CRM updates",
+        print(f"local MCE at {mce.info.soap_url}; CRM drop {drop}; days {', '.join(partitions)}")
+        imports_before = _imports(state_dir / "pipeline")
+        ok = (
+            runner.materialize(
+                definitions, partitioned - tracking, partitions, label="CRM exports and web analytics"
+            )
+            and runner.materialize(
+                definitions, audience, [None], label="newsletter audience and region segments"
+            )
+            and newsletter(mce, partitions[0])
+            and runner.materialize(definitions, tracking, partitions, label="tracking")
+            and runner.materialize(
+                definitions,
                 dg.AssetSelection.all() - partitioned - audience,
-                None,
+                [None],
+                label="behaviour segment, analytics and CRM updates",
             )
         )
-        print(f"local MCE at {mce.info.soap_url}; CRM drop {drop}; days {', '.join(partitions)}")
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        for label, selection, partition in steps:
-            if label.endswith("tracking") and partition == partitions[0]:
-                newsletter(mce, partitions[0])
-            result = dg.materialize(
-                assets,
-                selection=selection,
-                partition_key=partition,
-                resources=defs.resources,
-                raise_on_error=False,
-                run_config=quiet,
-            )
-            print(f"{label}: {'ok' if result.success else 'FAILED'}")
-            if not result.success:
-                return 1
+        if not ok:
+            return 1
+        new_imports = _imports(state_dir / "pipeline") - imports_before
+        print(
+            f"\nthis run started {new_imports} imports"
+            + ("" if new_imports else ": everything was already in MCE")
+        )
         print_summary(state_dir / "pipeline", mce)
         return 0
 
 
-def newsletter(mce: LocalMce, first_day: str) -> None:
+def _imports(work: Path) -> int:
+    database = work / "warehouse.duckdb"
+    if not database.exists():
+        return 0
+    with duckdb.connect(str(database), read_only=True) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "import_ledger" not in tables:
+            return 0
+        return int(con.execute("SELECT count(*) FROM import_ledger").fetchall()[0][0])
+
+
+def newsletter(mce: LocalMce, first_day: str) -> bool:
     """The monthly newsletter, sent once to the audience segment on the first sample day (10:00 MCE time)."""
     if mce.sends_named(NEWSLETTER):
         print(f"{NEWSLETTER}: already sent")
-        return
+        return True
     sent_at = datetime.fromisoformat(first_day) + timedelta(hours=10)
     send_id, recipients = mce.send(
         segments.NEWSLETTER_AUDIENCE.de_key,
@@ -108,6 +108,7 @@ def newsletter(mce: LocalMce, first_day: str) -> None:
         name=NEWSLETTER,
     )
     print(f"{NEWSLETTER}: simulated send {send_id} to {recipients} subscribers at {sent_at} (MCE time)")
+    return True
 
 
 def print_summary(work: Path, mce: LocalMce) -> None:

@@ -86,7 +86,7 @@ def test_schedules() -> None:
     )
     assert monthly.run_key == "newsletter-2026-12"
     assert monthly_newsletter_schedule.cron_schedule == "0 6 1 * *"
-    daily = defs().get_schedule_def("crm_daily_sync_schedule")
+    daily = defs().resolve_schedule_def("crm_daily_sync_schedule")
     assert daily.job_name == "crm_daily_sync"
     assert daily.cron_schedule == "30 2 * * *"
     assert crm_daily_schedule.name == "crm_daily_sync_schedule"
