@@ -71,6 +71,35 @@ def _mce_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mce_local_send(args: argparse.Namespace) -> int:
+    """A simulated send: through SOAP to a running local MCE, or straight into a stopped one's state."""
+    if args.state_dir:
+        from datetime import datetime
+
+        from nto_etl.mce_local import LocalMce
+
+        mce = LocalMce(Path(args.state_dir))
+        try:
+            at = datetime.fromisoformat(args.at) if args.at else None
+            from nto_etl.mce_local.clock import mce_now
+
+            send_id, recipients = mce.send(
+                args.de, sent_at=at or mce_now(), seed=args.seed, subject=args.subject, name=args.key
+            )
+        finally:
+            mce.stop()
+    else:
+        from nto_etl.connections import local_settings
+        from nto_etl.mce import activities
+        from nto_etl.mce.client import MceClient
+
+        settings, _ = local_settings(json.loads(Path(args.local_info).read_text()))
+        result = activities.start_send(MceClient(settings), args.key, args.de, args.subject)
+        send_id, recipients = int(result.task_id or 0), int(result.message.split()[0])
+    print(f"send {send_id}: {recipients} recipients")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     if args.walkthrough:
         from nto_etl.walkthrough import run_walkthrough
@@ -141,6 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
         ".state/mce-local.json)",
     )
     local.set_defaults(func=_mce_local)
+    local_sub = local.add_subparsers(dest="local_command")
+    send = local_sub.add_parser("send", help="simulate an email send to a sendable data extension")
+    target = send.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--local-info", help="a running local MCE's connection file: the send goes through SOAP, now"
+    )
+    target.add_argument(
+        "--state-dir", help="a stopped local MCE's state directory: the send is written directly"
+    )
+    send.add_argument("--de", required=True, help="the sendable data extension's external key")
+    send.add_argument("--key", default="nto_cli_send", help="the send definition's external key / name")
+    send.add_argument("--subject", default="Northern Trail Outfitters")
+    send.add_argument(
+        "--at", help="with --state-dir: the send time, MCE time (YYYY-MM-DDTHH:MM), default now"
+    )
+    send.add_argument("--seed", type=int, default=1, help="with --state-dir: the behaviour model's seed")
+    send.set_defaults(func=_mce_local_send)
 
     demo = sub.add_parser("demo", help="run the demo end to end against a local MCE")
     demo.add_argument("--state-dir", default=".state/demo", help="local MCE state and outputs")

@@ -6,11 +6,15 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from nto_etl.cli import main
+from nto_etl.connections import local_settings
+from nto_etl.mce import data_extensions as dex
+from nto_etl.mce.client import MceClient
 from nto_etl.walkthrough import run_walkthrough
 
 REQUIRED = {
@@ -28,7 +32,9 @@ REQUIRED = {
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_mce_local_process_prints_its_endpoints_and_answers_ping(tmp_path: Path) -> None:
+def test_mce_local_process_prints_its_endpoints_and_answers_ping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "nto_etl.cli", "mce-local", "--state-dir", str(tmp_path / "state")],
         stdout=subprocess.PIPE,
@@ -41,6 +47,26 @@ def test_mce_local_process_prints_its_endpoints_and_answers_ping(tmp_path: Path)
         assert info["soap_url"].startswith("http://127.0.0.1:")
         (tmp_path / "info.json").write_text(json.dumps(info))
         assert main(["ping", "--local-info", str(tmp_path / "info.json")]) == 0
+        client = MceClient(local_settings(info)[0])
+        dex.create_data_extension(
+            client,
+            dex.DataExtensionSpec(
+                "Sendable",
+                "Sendable",
+                (dex.DEField("Key", "Text", 10, is_primary_key=True), dex.DEField("Email", "EmailAddress")),
+                sendable_field="Key",
+            ),
+        )
+        dex.upsert_rows(
+            client, "Sendable", [{"Key": f"K{i}", "Email": f"k{i}@example.com"} for i in range(7)]
+        )
+        capsys.readouterr()
+        assert (
+            main(["mce-local", "send", "--local-info", str(tmp_path / "info.json"), "--de", "Sendable"]) == 0
+        )
+        assert (
+            ": 7 recipients" in capsys.readouterr().out
+        )  # the send takes minutes: its events appear as it goes
         info["client_secret"] = "wrong"
         (tmp_path / "bad.json").write_text(json.dumps(info))
         assert main(["ping", "--local-info", str(tmp_path / "bad.json")]) == 3
@@ -88,3 +114,46 @@ def test_walkthrough_twice_imports_once(tmp_path: Path, capsys: pytest.CaptureFi
     assert "import task" not in second
     held = [line for line in first.splitlines() if "holds" in line]
     assert held == [line for line in second.splitlines() if "holds" in line]
+
+
+def test_mce_local_send_into_a_stopped_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nto_etl.mce_local import LocalMce
+
+    with LocalMce(tmp_path) as mce:
+        client = MceClient(local_settings(mce.info)[0])
+        dex.create_data_extension(
+            client,
+            dex.DataExtensionSpec(
+                "Offline",
+                "Offline",
+                (dex.DEField("Key", "Text", 10, is_primary_key=True),),
+                sendable_field="Key",
+            ),
+        )
+        dex.upsert_rows(client, "Offline", [{"Key": f"K{i}"} for i in range(12)])
+    assert (
+        main(
+            [
+                "mce-local",
+                "send",
+                "--state-dir",
+                str(tmp_path),
+                "--de",
+                "Offline",
+                "--at",
+                "2026-11-02T09:00",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert "12 recipients" in capsys.readouterr().out
+    with LocalMce(tmp_path) as mce:
+        client = MceClient(local_settings(mce.info)[0])
+        sent = client.retrieve_all(
+            "SentEvent",
+            ["SubscriberKey", "EventDate"],
+            client.simple_filter("EventDate", "between", datetime(2026, 11, 2, 9), datetime(2026, 11, 2, 10)),
+        )
+        assert len(sent) == 12

@@ -314,3 +314,13 @@ def test_mce_in_maintenance_fails_clearly_before_any_work(tmp_path: Path) -> Non
         failure = result.get_step_failure_events()[0]
         assert "MCE system status is InMaintenance" in str(failure.event_specific_data.error)
         assert mce.service.calls.get("Create", 0) == 0
+
+
+def test_export_sensor_sees_each_tracking_extract_once(pipeline: Pipeline) -> None:
+    from nto_etl.defs.automation import export_sensor
+
+    resources = {"mce": pipeline.resources["mce"]}
+    result = export_sensor(dg.build_sensor_context(resources=resources))
+    assert sorted(r.partition_key for r in result.run_requests) == DAYS
+    again = export_sensor(dg.build_sensor_context(cursor=result.cursor, resources=resources))
+    assert again.run_requests == []

@@ -466,7 +466,9 @@ class MceService:
             params = {**params, **extra_params}
         select = ", ".join(columns[p][0] for p in properties)
         with self.store.connection() as con:
-            rows = con.execute(f"SELECT {select} FROM {table} WHERE {where} ORDER BY 1, 2", params).fetchall()
+            rows = con.execute(
+                f"SELECT {select} FROM {table} WHERE {where} ORDER BY rowid", params
+            ).fetchall()
         zeep_type = self.codec.type_of(object_type)
         return [
             zeep_type(**{p: v for p, v in zip(properties, row, strict=True) if v is not None}) for row in rows
