@@ -159,6 +159,12 @@ def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[s
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ExportFileError(source, f"the header is not UTF-8 (invalid byte at byte {exc.start})") from None
+    if "\x00" in text:
+        raise ExportFileError(
+            source,
+            "the file is not text: its header contains NUL bytes (a spreadsheet or an "
+            "archive saved as .csv?)",
+        )
     header = next(csv.reader([text.rstrip("\r")], delimiter=delimiter), [])
     if not header or all(not h.strip() for h in header):
         raise ExportFileError(source, "the file has no header row")
@@ -381,6 +387,20 @@ def _parse_booleans(values: pd.Series) -> pd.Series:
     return parsed
 
 
+MAX_REJECT_VALUE = 1000
+
+
+def _shorten(value: Any) -> Any:
+    """A rejected value as the rejects file shows it: long values cut, with their length."""
+    if not isinstance(value, str):
+        return value
+    return (
+        value
+        if len(value) <= MAX_REJECT_VALUE
+        else f"{value[:MAX_REJECT_VALUE]}... ({len(value)} characters)"
+    )
+
+
 def _reject_rows(cases: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
     cases = cases.copy()
     cases["row"] = cases["index"].astype("int64")
@@ -398,7 +418,7 @@ def _reject_rows(cases: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
             "line": lines.loc[cases["row"]].to_numpy(),
             "column": cases["column"].astype(str).to_numpy(),
             "check": cases["check"].astype(str).to_numpy(),
-            "value": cases["failure_case"].astype(str).to_numpy(),
+            "value": cases["failure_case"].astype(str).map(_shorten).to_numpy(),
         }
     )
 
