@@ -11,7 +11,7 @@ from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceError, MceRateLimitedError, MceTransientError
 from nto_etl.mce.settings import MceSettings
 from nto_etl.mce_local import LocalMce
-from nto_etl.mce_local.service import InjectedFault
+from nto_etl.mce_local.faults import InjectedFault
 from nto_etl_tests.helpers import make_de
 
 

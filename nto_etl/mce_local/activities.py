@@ -125,6 +125,7 @@ class Activities:
         self.file_transfers = (
             file_transfers if file_transfers is not None else {"NTO_Safehouse_To_Export": "*"}
         )
+        self.fail_half_way = 0  # injected: the next query activities fail after writing half their rows
 
     # -- definitions ----------------------------------------------------------------------------
     def save(self, type_name: str, obj: Any, kind: str) -> dict[str, Any]:
@@ -212,6 +213,15 @@ class Activities:
         if update == "Update" and not any(f.is_primary_key for f in fields_of(target)):
             raise ActivityError("TargetUpdateType Update needs a primary key on the target data extension")
         records = [{c: _text(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+        if self.fail_half_way > 0:
+            self.fail_half_way -= 1
+            half = records[: len(records) // 2]
+            self.des.write_rows(target, half, mode, replace_all=update == "Overwrite")  # type: ignore[arg-type]
+            raise ActivityError(
+                f"The query failed after writing {len(half)} of {len(records)} rows to "
+                f"{target['Name']}: the target is half-written",
+                2,
+            )
         try:
             self.des.write_rows(target, records, mode, replace_all=update == "Overwrite", all_or_nothing=True)  # type: ignore[arg-type]
         except RowsRefused as exc:

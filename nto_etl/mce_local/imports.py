@@ -50,6 +50,11 @@ class Imports:
         self.des = des
         self.import_dir = ftp_root / "Import"
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mce-import")
+        # Injected faults: the next `stuck` runs stay Processing until release_stuck(); the next
+        # `refuse_rows` rows of the next import are refused as MCE refuses rows it cannot take.
+        self.stuck = 0
+        self.refuse_rows = 0
+        self._parked: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
 
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=False)
@@ -169,9 +174,22 @@ class Imports:
         self._worker.submit(self._run, summary_id, summary, definition)
         return task_id, definition
 
+    def release_stuck(self) -> None:
+        """Let the imports held by the `stuck` fault finish."""
+        parked, self._parked = self._parked, []
+        for args in parked:
+            self._worker.submit(self._finish, *args)
+
     def _run(self, summary_id: str, summary: dict[str, Any], definition: dict[str, Any]) -> None:
         summary.update(ImportStatus="Processing", StartDate=mce_now().isoformat())
         self.store.replace("ImportResultsSummary", summary_id, summary)
+        if self.stuck > 0:
+            self.stuck -= 1
+            self._parked.append((summary_id, summary, definition))
+            return
+        self._finish(summary_id, summary, definition)
+
+    def _finish(self, summary_id: str, summary: dict[str, Any], definition: dict[str, Any]) -> None:
         try:
             counts = self._execute(definition)
             summary.update(counts, ImportStatus="Completed")
@@ -238,6 +256,13 @@ class Imports:
                 )
                 selects.append(f"{'TRUE' if source is not None else 'FALSE'} AS {presence(i)}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE __inc AS SELECT {', '.join(selects)} FROM __file")
+            if self.refuse_rows:
+                keys = [f for f in fields if f.is_required or f.is_primary_key][:1]
+                if keys:  # a required value lost: MCE refuses the row
+                    con.execute(
+                        f"UPDATE __inc SET {q(keys[0].name)} = NULL WHERE __ord <= ?", [self.refuse_rows]
+                    )
+                self.refuse_rows = 0
             if update_type == "Overwrite":
                 con.execute(f"DELETE FROM {table_name(de)}")
             apply_rows(con, table_name(de), fields, "__inc", UPDATE_MODES[update_type])

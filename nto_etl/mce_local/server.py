@@ -25,7 +25,7 @@ from nto_etl.mce_local.dataext import DataExtensions
 from nto_etl.mce_local.http_app import build_app
 from nto_etl.mce_local.imports import Imports
 from nto_etl.mce_local.service import MceService
-from nto_etl.mce_local.sftp import host_key, start_sftp
+from nto_etl.mce_local.sftp import SftpFaults, host_key, start_sftp
 from nto_etl.mce_local.store import Store
 from nto_etl.mce_local.tokens import TOKEN_LIFETIME, Credentials, TokenIssuer
 from nto_etl.mce_local.tracking import Tracking
@@ -78,6 +78,7 @@ class LocalMce:
         self.ftp_root = self.state_dir / "ftp"
         self.data_extensions = DataExtensions(self.store)
         self.imports = Imports(self.store, self.data_extensions, self.ftp_root)
+        self.sftp_faults = SftpFaults()
         codec = SoapCodec()
         self.tracking = Tracking(self.store, self.data_extensions)
         self.activities = Activities(
@@ -183,6 +184,7 @@ class LocalMce:
             c.sftp_password,
             key,
             self.state_dir / "authorized_keys",
+            self.sftp_faults,
         )
         sftp_port = self._sftp.sockets[0].getsockname()[1]
         known_hosts = self.state_dir / "known_hosts"

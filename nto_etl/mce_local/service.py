@@ -24,6 +24,7 @@ from nto_etl.mce_local.activities import Activities, ActivityError
 from nto_etl.mce_local.clock import mce_now
 from nto_etl.mce_local.codec import OPERATIONS, SOAP_ENV, WSSE_NS, ClientFault, SoapCodec, fault
 from nto_etl.mce_local.dataext import DataExtensions, DefinitionError, RowOutcome
+from nto_etl.mce_local.faults import FaultPlan, InjectedFault
 from nto_etl.mce_local.fieldtypes import FieldDef
 from nto_etl.mce_local.filters import FilterError, compile_filter
 from nto_etl.mce_local.imports import ImportDefinitionError, Imports
@@ -73,19 +74,6 @@ XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=
 
 
 @dataclass
-class InjectedFault:
-    """A failure the service answers with instead of doing the work (tests, fault drills)."""
-
-    operation: str  # a SOAPAction, or "*" for any
-    api_code: int | None = 17  # the apifault Code of a soap:Server fault; None for a bare HTTP error
-    http_status: int = 500
-    message: str = "Rate Limited: an abnormal spike in your call volume"
-    remaining: int = 1
-    delay_seconds: float = 0.0  # answer this late; with fail=False the work is still done
-    fail: bool = True
-
-
-@dataclass
 class SoapReply:
     status: int
     body: bytes
@@ -116,21 +104,12 @@ class MceService:
         self._cursors: dict[str, tuple[str, int, list[Any]]] = {}  # RequestID -> (type, batch, rest)
         self._cursor_lock = threading.Lock()
         self.calls: dict[str, int] = {}
-        self.faults: list[InjectedFault] = []
+        self.faults = FaultPlan()
         self.auth_failures = 0
         self._fault_lock = threading.Lock()
 
     def inject(self, fault: InjectedFault) -> None:
-        with self._fault_lock:
-            self.faults.append(fault)
-
-    def _injected(self, action: str) -> InjectedFault | None:
-        with self._fault_lock:
-            for f in self.faults:
-                if f.remaining > 0 and f.operation in (action, "*"):
-                    f.remaining -= 1
-                    return f
-        return None
+        self.faults.add(fault)
 
     # -- entry point ----------------------------------------------------------------------------
     def handle(self, soap_action: str, payload: bytes, actor: str) -> SoapReply:
@@ -146,6 +125,9 @@ class MceService:
                     "soap:Client", f"Server did not recognize the value of HTTP Header SOAPAction: {action}."
                 ),
             )
+        injected = self.faults.draw(action)
+        if injected is not None and injected.expire_tokens:
+            self.issuer.expire_all()
         if not self._authenticated(envelope):
             self.auth_failures += 1
             return SoapReply(500, fault("q0:Security", "Login failed", actor=actor))
@@ -153,25 +135,32 @@ class MceService:
         if body is None or len(body) == 0:
             return SoapReply(500, fault("soap:Client", "The SOAP Body is missing."))
         self.calls[action] = self.calls.get(action, 0) + 1
-        injected = self._injected(action)
         if injected is not None and injected.delay_seconds:
             time.sleep(injected.delay_seconds)
-        if injected is not None and injected.fail:
-            if injected.api_code is None:
-                return SoapReply(injected.http_status, b"")
-            return SoapReply(
-                injected.http_status,
-                fault("soap:Server", injected.message, api_code=injected.api_code, actor=actor),
-            )
+        if injected is not None and injected.fail and not injected.after:
+            return self._fault_reply(injected, actor)
         try:
             request = self.codec.parse(action, body[0])
             value = getattr(self, f"_op_{action}")(request)
+            if injected is not None and injected.fail and injected.after:
+                return self._fault_reply(injected, actor)
             return SoapReply(200, self.codec.response(action, value))
         except ClientFault as exc:
             return SoapReply(500, fault("soap:Client", str(exc)))
         except Exception as exc:
             log.exception("local MCE failed on %s", action)
             return SoapReply(500, fault("soap:Server", f"Unexpected error: {exc}", api_code=2, actor=actor))
+
+    @staticmethod
+    def _fault_reply(injected: InjectedFault, actor: str) -> SoapReply:
+        if injected.reset:
+            return SoapReply(0, b"")  # the HTTP layer drops the connection
+        if injected.api_code is None:
+            return SoapReply(injected.http_status, b"")
+        return SoapReply(
+            injected.http_status,
+            fault("soap:Server", injected.message, api_code=injected.api_code, actor=actor),
+        )
 
     def _authenticated(self, envelope: etree._Element) -> bool:
         header = envelope.find(f"{{{SOAP_ENV}}}Header")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
@@ -24,8 +26,50 @@ class _Gate:
         self.active = 0
 
 
+@dataclass
+class SftpFaults:
+    """SFTP failures on demand, and MCE's lockout after repeated bad passwords."""
+
+    drop_after_bytes: int | None = None  # drop the connection once an upload passes this many bytes
+    drops_remaining: int = 0
+    max_bad_passwords: int = 5
+    lockout_seconds: float = 1800.0
+    bad_passwords: int = 0
+    locked_until: float = 0.0
+    drops: int = 0
+    lockouts: int = 0
+
+    def locked(self) -> bool:
+        return time.monotonic() < self.locked_until
+
+    def unlock(self) -> None:
+        self.bad_passwords, self.locked_until = 0, 0.0
+
+
+class _FaultySftpServer(asyncssh.SFTPServer):
+    """The SFTP session; drops the connection mid-upload when told to."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, chroot: bytes, faults: SftpFaults) -> None:
+        super().__init__(chan, chroot=chroot)
+        self._faults = faults
+        self._written = 0
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        f = self._faults
+        self._written += len(data)
+        if f.drop_after_bytes is not None and f.drops_remaining > 0 and self._written > f.drop_after_bytes:
+            f.drops_remaining -= 1
+            f.drops += 1
+            self.connection.abort()
+            raise asyncssh.SFTPConnectionLost("injected: connection dropped mid-upload")
+        return super().write(file_obj, offset, data)  # type: ignore[return-value]
+
+
 class _EnhancedFtpServer(asyncssh.SSHServer):
-    def __init__(self, username: str, password: str, authorized_keys: Path | None, gate: _Gate) -> None:
+    def __init__(
+        self, username: str, password: str, authorized_keys: Path | None, gate: _Gate, faults: SftpFaults
+    ) -> None:
+        self._faults = faults
         self._username = username
         self._password = password
         self._authorized_keys = authorized_keys
@@ -85,16 +129,18 @@ async def start_sftp(
     password: str,
     key: asyncssh.SSHKey,
     authorized_keys: Path | None = None,
+    faults: SftpFaults | None = None,
 ) -> asyncssh.SSHAcceptor:
     for folder in FOLDERS:
         (root / folder).mkdir(parents=True, exist_ok=True)
     gate = _Gate()
+    faults = faults if faults is not None else SftpFaults()
     return await asyncssh.create_server(
-        lambda: _EnhancedFtpServer(username, password, authorized_keys, gate),
+        lambda: _EnhancedFtpServer(username, password, authorized_keys, gate, faults),
         host,
         port,
         server_host_keys=[key],
-        sftp_factory=functools.partial(asyncssh.SFTPServer, chroot=str(root).encode()),
+        sftp_factory=functools.partial(_FaultySftpServer, chroot=str(root).encode(), faults=faults),
         allow_scp=False,
         login_timeout=60,
         keepalive_interval=0,
