@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import asyncssh
 from fsspec import AbstractFileSystem
+from fsspec.asyn import sync
 from sshfs import SSHFileSystem
 
 from nto_etl.mce.errors import MceAuthenticationError, MceConfigurationError, MceUnreachableError
@@ -101,6 +104,27 @@ def open_sftp(settings: SftpSettings) -> SSHFileSystem:
         ) from None
     except OSError as exc:
         raise MceUnreachableError(f"cannot reach SFTP {where}: {exc}", operation="sftp connect") from None
+
+
+@contextmanager
+def sftp_session(settings: SftpSettings) -> Iterator[SSHFileSystem]:
+    """An SFTP connection closed on exit: MCE allows ten at a time, so none may linger until GC."""
+    fs = open_sftp(settings)
+    try:
+        yield fs
+    finally:
+        close_sftp(fs)
+
+
+def close_sftp(fs: SSHFileSystem) -> None:
+    async def close() -> None:
+        # sshfs only closes on garbage collection; close its channel pool and connection now.
+        await fs._pool.close()
+        fs._client.close()
+        await fs._client.wait_closed()
+
+    with suppress(Exception):  # a connection that is already gone is closed enough
+        sync(fs.loop, close, timeout=10)
 
 
 @dataclass(frozen=True)

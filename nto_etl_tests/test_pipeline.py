@@ -5,28 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pandera.pandas as pa
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from nto_etl import segments, transfer
 from nto_etl.config import default_config
 from nto_etl.connections import local_settings
 from nto_etl.contracts import Contact
-from nto_etl.definitions import defs
-from nto_etl.defs import resources as resource_module
 from nto_etl.defs.crm_sync import RECONCILE_CHECK, REJECTS_CHECK, de_key, staged_key
-from nto_etl.defs.resources import MceResource, PipelineStorage
 from nto_etl.defs.segments import AUDIENCE
 from nto_etl.defs.tracking import EXTRACT
+from nto_etl.harness import LocalPipeline
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
-from nto_etl.mce.client import MceClient
 from nto_etl.mce_local import LocalMce
 from nto_etl.sync import sync_partition
 
@@ -36,48 +31,9 @@ DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 CONTACTS = default_config().export("contacts")
 
 
-class Pipeline:
+class Pipeline(LocalPipeline):
     def __init__(self, root: Path, mce: LocalMce, drop: Path = SAMPLE / "crm") -> None:
-        self.root, self.mce = root, mce
-        info = root / "mce-local.json"
-        info.write_text(mce.info.to_json())
-        self.resources: dict[str, Any] = {
-            "mce": MceResource(local_info=str(info)),
-            "storage": PipelineStorage(
-                crm_drop_url=str(drop),
-                web_analytics_url=str(SAMPLE / "web_analytics" / "page_views"),
-                crm_inbound_url=str(root / "inbound"),
-                work_dir=str(root / "work"),
-            ),
-            "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
-        }
-        self.definitions = defs()
-        self.assets = [a for a in self.definitions.assets or [] if isinstance(a, dg.AssetsDefinition)]
-        self.client = MceClient(local_settings(mce.info)[0])
-
-    def run(
-        self, selection: dg.AssetSelection, partition: str | None = None, **kwargs: Any
-    ) -> dg.ExecuteInProcessResult:
-        resource_module._status_checked.clear()
-        return dg.materialize(
-            self.assets,
-            selection=selection,
-            partition_key=partition,
-            resources=self.resources,
-            raise_on_error=False,
-            **kwargs,
-        )
-
-    def sql(self, query: str) -> list[tuple]:
-        with duckdb.connect(str(self.root / "warehouse.duckdb"), read_only=True) as con:
-            return con.execute(query).fetchall()
-
-    def calls(self, op: str) -> int:
-        return self.mce.service.calls.get(op, 0)
-
-    def imports_started(self) -> int:
-        """Import tasks MCE has ever started (one ImportResultsSummary each)."""
-        return len(self.mce.store.find("ImportResultsSummary"))
+        super().__init__(root, mce, drop, SAMPLE / "web_analytics" / "page_views")
 
 
 CRM = dg.AssetSelection.groups(

@@ -134,7 +134,8 @@ def web_analytics_sensor(context: dg.SensorEvaluationContext, storage: PipelineS
 def export_sensor(context: dg.SensorEvaluationContext, mce: MceResource) -> dg.SensorResult:
     """A new or changed tracking extract in the Enhanced FTP /Export starts its ingestion into DuckDB."""
     seen = json.loads(context.cursor) if context.cursor else {}
-    files = [f for f in list_dated_files("/Export", fs=mce.sftp()) if f.prefix == "tracking"]
+    with mce.sftp() as fs:
+        files = [f for f in list_dated_files("/Export", fs=fs) if f.prefix == "tracking"]
     fresh, seen = new_or_changed(files, seen)
     requests = [
         dg.RunRequest(run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date)

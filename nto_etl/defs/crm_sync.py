@@ -161,12 +161,12 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
                 description=f"{staged} is missing: materialize {staged_key(export.dataset).to_user_string()} "
                 f"for {context.partition_key} first"
             )
-        with mce_failures(), warehouse.get_connection() as con:
+        with mce_failures(), warehouse.get_connection() as con, mce.sftp() as fs:
             client = mce.client()
             try:
                 outcome = sync_partition(
                     client,
-                    mce.sftp(),
+                    fs,
                     con,
                     export,
                     staged,

@@ -9,6 +9,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +70,8 @@ class MceResource(dg.ConfigurableResource):
                     f"`nto-etl mce-local --state-dir .state/mce --info-file {path}` or set NTO_MCE_AUTH_URL "
                     "and the other NTO_MCE_* variables for a real tenant"
                 )
-            return local_settings(json.loads(path.read_text()))
+            mce, sftp = local_settings(json.loads(path.read_text()))
+            return replace(mce, operation_timeout=self.operation_timeout), sftp
         mce = MceSettings(
             auth_url=self.auth_url,
             soap_url=self.soap_url,
@@ -104,8 +108,11 @@ class MceResource(dg.ConfigurableResource):
                 _status_checked[endpoint] = time.monotonic()
         return self._client
 
-    def sftp(self) -> Any:
-        return transfer.open_sftp(self.settings()[1])
+    @contextmanager
+    def sftp(self) -> Iterator[Any]:
+        """An Enhanced FTP session, closed at the end of the block."""
+        with transfer.sftp_session(self.settings()[1]) as fs:
+            yield fs
 
 
 class PipelineStorage(dg.ConfigurableResource):

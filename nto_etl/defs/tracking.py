@@ -64,8 +64,8 @@ def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.
 def tracking_events(
     context: dg.AssetExecutionContext, mce: MceResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    with mce_failures(), tempfile.TemporaryDirectory() as tmp:
-        downloaded = act.download_export(mce.sftp(), extract_name(context.partition_key), Path(tmp))
+    with mce_failures(), tempfile.TemporaryDirectory() as tmp, mce.sftp() as fs:
+        downloaded = act.download_export(fs, extract_name(context.partition_key), Path(tmp))
         events = trk.read_tracking_extract(Path(downloaded.path))
     with warehouse.get_connection() as con:
         read, new = merge_events(con, events, context.partition_key)

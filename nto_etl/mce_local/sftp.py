@@ -97,9 +97,23 @@ class _EnhancedFtpServer(asyncssh.SSHServer):
         return True
 
     def validate_password(self, username: str, password: str) -> bool:
-        return secrets.compare_digest(username, self._username) and secrets.compare_digest(
+        f = self._faults
+        if f.locked():
+            return False  # locked out: even the right password is refused
+        ok = secrets.compare_digest(username, self._username) and secrets.compare_digest(
             password, self._password
         )
+        if ok:
+            f.bad_passwords = 0
+            return True
+        f.bad_passwords += 1
+        if f.bad_passwords >= f.max_bad_passwords:
+            f.locked_until = time.monotonic() + f.lockout_seconds
+            f.lockouts += 1
+            log.warning(
+                "SFTP account locked for %.0f s after %d bad passwords", f.lockout_seconds, f.bad_passwords
+            )
+        return False
 
     def public_key_auth_supported(self) -> bool:
         return self._authorized_keys is not None and self._authorized_keys.exists()
