@@ -329,8 +329,9 @@ def run_soak(work: Path, *, rows: int = 2000, days: int = 6, rate: float = 0.08,
 
     with LocalMce(work / "clean-mce") as mce:
         clean = LocalPipeline(work / "clean", mce, crm)
-        for day in partitions:
-            assert clean.run(all_chains(), day).success
+        # Some generated days fail a blocking reject check by design (a small file with a bad row):
+        # the faulty run must end the same way, failing nothing else.
+        expected_failures = {day: _failed_steps(clean.run(all_chains(), day)) for day in partitions}
         clean_des, clean_tables, clean_ledger = state(clean)
 
     runs = 0
@@ -350,7 +351,7 @@ def run_soak(work: Path, *, rows: int = 2000, days: int = 6, rate: float = 0.08,
         for day in partitions:
             for _ in range(12):
                 runs += 1
-                if faulty.run(all_chains(), day).success:
+                if _failed_steps(faulty.run(all_chains(), day)) <= expected_failures[day]:
                     break
             else:
                 raise RuntimeError(f"{day} did not complete in 12 runs")
@@ -372,6 +373,10 @@ def run_soak(work: Path, *, rows: int = 2000, days: int = 6, rate: float = 0.08,
         ledgers_equal=clean_ledger == faulty_ledger,
         tables_equal=clean_tables == faulty_tables,
     )
+
+
+def _failed_steps(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.step_key for e in result.get_step_failure_events() if e.step_key}
 
 
 def dex_fields(export: object) -> tuple:

@@ -48,6 +48,7 @@ class LedgerEntry:
     row_count: int
     task_id: str | None
     status: str
+    started_at: datetime
 
     @property
     def open(self) -> bool:
@@ -65,8 +66,8 @@ class ImportLedger:
 
     def find(self, de_key: str, content_sha256: str) -> LedgerEntry | None:
         row = self.con.execute(
-            "SELECT de_key, content_sha256, partition_key, definition_key, file_name, row_count, task_id, status "
-            "FROM import_ledger WHERE de_key = ? AND content_sha256 = ?",
+            "SELECT de_key, content_sha256, partition_key, definition_key, file_name, row_count, task_id, status, "
+            "started_at FROM import_ledger WHERE de_key = ? AND content_sha256 = ?",
             [de_key, content_sha256],
         ).fetchone()
         return LedgerEntry(*row) if row else None
@@ -85,6 +86,13 @@ class ImportLedger:
             "INSERT OR REPLACE INTO import_ledger (de_key, content_sha256, partition_key, definition_key, file_name, "
             "row_count, status, started_at) VALUES (?, ?, ?, ?, ?, ?, 'starting', ?)",
             [de_key, content_sha256, partition_key, definition_key, file_name, row_count, _now()],
+        )
+
+    def not_started(self, de_key: str, content_sha256: str, reason: str) -> None:
+        """MCE answered the start with a refusal: nothing was imported, a later run may start it."""
+        self.con.execute(
+            "UPDATE import_ledger SET status = 'not_started', message = ? WHERE de_key = ? AND content_sha256 = ?",
+            [reason[:500], de_key, content_sha256],
         )
 
     def started(self, de_key: str, content_sha256: str, task_id: str) -> None:

@@ -11,8 +11,10 @@ content hash) before it would start another import, so a crash never imports twi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -26,6 +28,7 @@ from nto_etl.delta import prepare_delta, record_delta
 from nto_etl.ledger import ImportLedger
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
+from nto_etl.mce.errors import MceError
 from nto_etl.schema_sync import ensure_data_extension
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ def sync_partition(
     full_refresh: bool = False,
     timeout: float = 3600.0,
     after_start: Callable[[str], None] | None = None,
+    in_flight_grace: float | None = None,
 ) -> SyncOutcome:
     spec = de_spec(export.model, export.de_key, export.de_name)
     schema = ensure_data_extension(client, spec)
@@ -99,7 +103,13 @@ def sync_partition(
 
     task_id = entry.task_id if entry is not None and entry.open else None
     if entry is not None and entry.open and task_id is None:
-        task_id = find_started_task(client, key)  # died between Perform and recording its task id
+        # Died between Perform and recording its task id. The Perform may still be in flight (a
+        # timed-out request is not a cancelled one): look for its task until it can no longer appear.
+        grace = in_flight_grace if in_flight_grace is not None else 2 * client.soap.settings.operation_timeout
+        task_id = find_started_task(client, key)
+        while task_id is None and (_utcnow() - entry.started_at).total_seconds() < grace:
+            time.sleep(0.5)
+            task_id = find_started_task(client, key)
     status = "recovered" if task_id else "imported"
     uploaded = 0
     if task_id is None:
@@ -115,7 +125,12 @@ def sync_partition(
         )
         imports.ensure_import_definition(client, spec_import)
         ledger.begin(export.de_key, sha, partition_key, key, file_name, delta.rows)
-        task_id = imports.start_import(client, key)
+        try:
+            task_id = imports.start_import(client, key)
+        except MceError as exc:
+            if not exc.maybe_processed:
+                ledger.not_started(export.de_key, sha, str(exc))
+            raise
         ledger.started(export.de_key, sha, task_id)
         log.info("import of %s rows into %s started as task %s", delta.rows, export.de_key, task_id)
     else:
@@ -132,6 +147,10 @@ def sync_partition(
     with_transaction(con, close)
     imports.check_import(result, allow_errors=True)
     return SyncOutcome(export.de_key, status, schema, rows_staged, delta.rows, uploaded, sha, task_id, result)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def with_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], object]) -> None:

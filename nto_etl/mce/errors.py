@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 class MceError(Exception):
     """Base of every error raised by the MCE client."""
 
+    # True when the request may have been processed although no answer came (timeout, dropped
+    # connection): the caller cannot tell, so it must look before doing the work again.
+    maybe_processed = False
+
     def __init__(self, message: str, *, code: int | None = None, operation: str | None = None) -> None:
         self.code = code
         self.operation = operation

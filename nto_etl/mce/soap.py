@@ -20,6 +20,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from zeep.plugins import HistoryPlugin
 from zeep.transports import Transport
 
+from nto_etl.mce import redact
 from nto_etl.mce.auth import OAuth2Auth, SoapAuth, UsernameTokenAuth
 from nto_etl.mce.errors import (
     MceAuthenticationError,
@@ -34,6 +35,7 @@ from nto_etl.mce.settings import MceSettings
 from nto_etl.mce.wsdl import BINDING, FAULT_NS, WSDL_PATH
 
 log = logging.getLogger(__name__)
+redact.install()
 
 
 def build_session(settings: MceSettings) -> requests.Session:
@@ -179,6 +181,8 @@ def _refused(exc: requests.exceptions.ConnectionError) -> bool:
 
 
 def _retryable(error: MceError, *, sent: bool, idempotent: bool) -> Exception:
+    if (sent and isinstance(error, MceUnreachableError)) or "no answer within" in str(error):
+        error.maybe_processed = True
     if isinstance(error, MceAuthenticationError):
         return error
     # Throttling and maintenance faults mean MCE did not process the request.

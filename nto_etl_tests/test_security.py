@@ -1,0 +1,79 @@
+"""Secrets stay secret: never in logs, Dagster events, metadata or exceptions; checks on by default."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nto_etl.connections import local_settings
+from nto_etl.defs.crm_sync import de_key, export_key, staged_key
+from nto_etl.harness import LocalPipeline
+from nto_etl.mce.client import MceClient
+from nto_etl.mce.errors import MceAuthenticationError
+from nto_etl.mce.settings import MceSettings
+from nto_etl.mce_local import LocalMce
+from nto_etl.secrets import Secret
+from nto_etl.transfer import SftpSettings
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "crm"
+
+
+def secrets_of(mce: LocalMce) -> list[str]:
+    c = mce.credentials
+    return [c.client_secret, c.password, c.sftp_password, *mce.issuer._tokens]
+
+
+def test_a_pipeline_run_leaks_no_secret(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG), LocalMce(tmp_path / "mce") as mce:
+        pipeline = LocalPipeline(tmp_path, mce, SAMPLE)
+        result = pipeline.run(dg.AssetSelection.assets(export_key("contacts"), staged_key("contacts"),
+                                                       de_key("contacts")), "2026-11-01")
+        assert result.success
+        leaked = secrets_of(mce)
+        assert len(leaked) >= 4  # a token was issued and is among them
+        events = repr(result.all_events)
+        metadata = repr([e.event_specific_data for e in result.get_asset_materialization_events()])
+        for secret in leaked:
+            assert secret not in caplog.text
+            assert secret not in events
+            assert secret not in metadata
+        assert "fueloauth" not in caplog.text.lower() or all(s not in caplog.text for s in leaked)
+
+
+def test_refused_credentials_do_not_echo_the_secret(local_mce: LocalMce, caplog: pytest.LogCaptureFixture) -> None:
+    settings, _ = local_settings(local_mce.info)
+    wrong = "wrong-" + local_mce.credentials.client_secret[:6] + "-value"
+    with caplog.at_level(logging.DEBUG), pytest.raises(MceAuthenticationError) as info:
+        MceClient(replace(settings, client_secret=Secret(wrong))).ping()
+    assert wrong not in str(info.value)
+    assert wrong not in caplog.text
+    assert "Secret('***')" in repr(replace(settings, client_secret=Secret(wrong)))
+
+
+def test_checks_are_on_by_default_for_real_endpoints() -> None:
+    settings = MceSettings(auth_url="https://mc123.auth.marketingcloudapis.com", client_id="id",
+                           client_secret=Secret("s"))
+    assert settings.verify_tls is True
+    assert MceSettings.from_env({"NTO_MCE_AUTH_URL": "https://x", "NTO_MCE_CLIENT_ID": "i",
+                                 "NTO_MCE_CLIENT_SECRET": "s"}).verify_tls is True
+    sftp = SftpSettings(host="mc123.ftp.marketingcloudops.com", username="u", password=Secret("p"))
+    assert sftp.connect_options()["known_hosts"] is not None
+    assert SftpSettings.from_env({"NTO_SFTP_HOST": "h", "NTO_SFTP_USERNAME": "u", "NTO_SFTP_PASSWORD": "p"}).check_host_key
+
+
+def test_the_local_mce_requires_credentials(local_mce: LocalMce) -> None:
+    import requests
+
+    envelope = ('<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body>'
+                '<ns0:SystemStatusRequestMsg xmlns:ns0="http://exacttarget.com/wsdl/partnerAPI"/></soap-env:Body>'
+                '</soap-env:Envelope>')
+    answer = requests.post(local_mce.info.soap_url, data=envelope, timeout=10,
+                           headers={"SOAPAction": "GetSystemStatus", "Content-Type": "text/xml"})
+    assert answer.status_code == 500
+    assert "Login failed" in answer.text
+    token = requests.post(local_mce.info.auth_url + "/v2/token", json={"grant_type": "client_credentials"}, timeout=10)
+    assert token.status_code == 401
