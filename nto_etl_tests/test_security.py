@@ -30,8 +30,10 @@ def secrets_of(mce: LocalMce) -> list[str]:
 def test_a_pipeline_run_leaks_no_secret(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG), LocalMce(tmp_path / "mce") as mce:
         pipeline = LocalPipeline(tmp_path, mce, SAMPLE)
-        result = pipeline.run(dg.AssetSelection.assets(export_key("contacts"), staged_key("contacts"),
-                                                       de_key("contacts")), "2026-11-01")
+        result = pipeline.run(
+            dg.AssetSelection.assets(export_key("contacts"), staged_key("contacts"), de_key("contacts")),
+            "2026-11-01",
+        )
         assert result.success
         leaked = secrets_of(mce)
         assert len(leaked) >= 4  # a token was issued and is among them
@@ -44,7 +46,9 @@ def test_a_pipeline_run_leaks_no_secret(tmp_path: Path, caplog: pytest.LogCaptur
         assert "fueloauth" not in caplog.text.lower() or all(s not in caplog.text for s in leaked)
 
 
-def test_refused_credentials_do_not_echo_the_secret(local_mce: LocalMce, caplog: pytest.LogCaptureFixture) -> None:
+def test_refused_credentials_do_not_echo_the_secret(
+    local_mce: LocalMce, caplog: pytest.LogCaptureFixture
+) -> None:
     settings, _ = local_settings(local_mce.info)
     wrong = "wrong-" + local_mce.credentials.client_secret[:6] + "-value"
     with caplog.at_level(logging.DEBUG), pytest.raises(MceAuthenticationError) as info:
@@ -55,25 +59,47 @@ def test_refused_credentials_do_not_echo_the_secret(local_mce: LocalMce, caplog:
 
 
 def test_checks_are_on_by_default_for_real_endpoints() -> None:
-    settings = MceSettings(auth_url="https://mc123.auth.marketingcloudapis.com", client_id="id",
-                           client_secret=Secret("s"))
+    settings = MceSettings(
+        auth_url="https://mc123.auth.marketingcloudapis.com", client_id="id", client_secret=Secret("s")
+    )
     assert settings.verify_tls is True
-    assert MceSettings.from_env({"NTO_MCE_AUTH_URL": "https://x", "NTO_MCE_CLIENT_ID": "i",
-                                 "NTO_MCE_CLIENT_SECRET": "s"}).verify_tls is True
+    assert (
+        MceSettings.from_env(
+            {"NTO_MCE_AUTH_URL": "https://x", "NTO_MCE_CLIENT_ID": "i", "NTO_MCE_CLIENT_SECRET": "s"}
+        ).verify_tls
+        is True
+    )
     sftp = SftpSettings(host="mc123.ftp.marketingcloudops.com", username="u", password=Secret("p"))
     assert sftp.connect_options()["known_hosts"] is not None
-    assert SftpSettings.from_env({"NTO_SFTP_HOST": "h", "NTO_SFTP_USERNAME": "u", "NTO_SFTP_PASSWORD": "p"}).check_host_key
+    assert SftpSettings.from_env(
+        {"NTO_SFTP_HOST": "h", "NTO_SFTP_USERNAME": "u", "NTO_SFTP_PASSWORD": "p"}
+    ).check_host_key
 
 
 def test_the_local_mce_requires_credentials(local_mce: LocalMce) -> None:
     import requests
 
-    envelope = ('<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body>'
-                '<ns0:SystemStatusRequestMsg xmlns:ns0="http://exacttarget.com/wsdl/partnerAPI"/></soap-env:Body>'
-                '</soap-env:Envelope>')
-    answer = requests.post(local_mce.info.soap_url, data=envelope, timeout=10,
-                           headers={"SOAPAction": "GetSystemStatus", "Content-Type": "text/xml"})
+    envelope = (
+        '<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body>'
+        '<ns0:SystemStatusRequestMsg xmlns:ns0="http://exacttarget.com/wsdl/partnerAPI"/></soap-env:Body>'
+        "</soap-env:Envelope>"
+    )
+    answer = requests.post(
+        local_mce.info.soap_url,
+        data=envelope,
+        timeout=10,
+        headers={"SOAPAction": "GetSystemStatus", "Content-Type": "text/xml"},
+    )
     assert answer.status_code == 500
     assert "Login failed" in answer.text
-    token = requests.post(local_mce.info.auth_url + "/v2/token", json={"grant_type": "client_credentials"}, timeout=10)
+    token = requests.post(
+        local_mce.info.auth_url + "/v2/token", json={"grant_type": "client_credentials"}, timeout=10
+    )
     assert token.status_code == 401
+
+
+def test_configuration_values_never_reach_sql_unchecked(client: MceClient) -> None:
+    from nto_etl import segments
+
+    with pytest.raises(ValueError, match="must be a 2-3 letter code"):
+        segments.refresh_region(client, "OR' OR 1=1 --", "NTO Contacts")

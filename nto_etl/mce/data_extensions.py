@@ -255,8 +255,24 @@ def retrieve_rows(
     customer_key: str,
     columns: Sequence[str],
     filter: Any | None = None,
+    *,
+    batch_size: int | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """DE rows as one DataFrame per Retrieve page (2,500 rows), values as MCE returns them (text)."""
+    """DE rows as one DataFrame per Retrieve page (2,500 rows), values as MCE returns them (text).
+
+    Pages are parsed with lxml (`retrieve_pages_raw`): about an order of magnitude faster
+    than zeep's objects; `retrieve_rows_zeep` gives the same frames the slow way.
+    """
+    for page in client.retrieve_pages_raw(
+        f"DataExtensionObject[{customer_key}]", columns, filter, batch_size=batch_size
+    ):
+        yield pd.DataFrame.from_records(page, columns=list(columns)).astype("string")
+
+
+def retrieve_rows_zeep(
+    client: MceClient, customer_key: str, columns: Sequence[str], filter: Any | None = None
+) -> Iterator[pd.DataFrame]:
+    """The same pages deserialized by zeep against the WSDL types (the reference for the fast path)."""
     for page in client.retrieve(f"DataExtensionObject[{customer_key}]", columns, filter):
         records = [
             {p.Name: p.Value for p in (obj.Properties.Property if obj.Properties else [])} for obj in page
