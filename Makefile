@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint dev clean
+.PHONY: install demo test lint dev bench reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,17 @@ dev: $(STAMP)
 	$(BIN)/nto-etl mce-local --state-dir .state/mce --info-file .state/mce-local.json > .state/mce-local.log & \
 	  trap 'kill $$!' EXIT; sleep 3; DAGSTER_HOME=$(CURDIR)/.state/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
+# Benchmarks (not part of the test suite): about half an hour on two cores; writes docs/PERFORMANCE.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+# Fault drills, a fault soak and the bad-input corpus; writes docs/RELIABILITY.md.
+reliability: $(STAMP)
+	$(BIN)/nto-etl reliability-report --out docs/RELIABILITY.md
+
 lint: $(STAMP)
-	$(BIN)/ruff check nto_etl nto_etl_tests scripts
-	$(BIN)/ruff format --check nto_etl nto_etl_tests scripts
+	$(BIN)/ruff check nto_etl nto_etl_tests scripts benchmarks
+	$(BIN)/ruff format --check nto_etl nto_etl_tests scripts benchmarks
 	$(BIN)/mypy
 
 clean:

@@ -433,13 +433,22 @@ KEYS = {
 
 
 def generate(
-    rows: int, seed: int, out: Path, start: date, days: int, *, progress: bool = False
+    rows: int,
+    seed: int,
+    out: Path,
+    start: date,
+    days: int,
+    *,
+    progress: bool = False,
+    only: set[str] | None = None,
 ) -> list[Path]:
-    """Write every dataset for every day; returns the files written."""
+    """Write every dataset (or `only` those) for every day; returns the files written."""
     plan = Plan(rows, seed, start, days)
     written = []
     for day in range(days):
         for name, (folder, make) in DATASETS.items():
+            if only is not None and name not in only:
+                continue
             path = out / folder / f"{Path(folder).name}_{plan.day_date(day).isoformat()}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             columns = [f.name for f in de_fields(MODELS[name])]

@@ -353,7 +353,8 @@ def validate_chunk(
     for f in fields:
         if f.field_type == "Boolean":
             frame[f.name] = _parse_booleans(frame[f.name])
-    rejects: list[pd.DataFrame] = []
+    frame, coerce_rejects = _precoerce(frame, fields, lines)
+    rejects: list[pd.DataFrame] = [coerce_rejects] if not coerce_rejects.empty else []
     valid = frame
     for _ in range(3):  # coercion failures first, then the checks on the rows that coerced
         try:
@@ -375,6 +376,50 @@ def validate_chunk(
     valid["__line"] = lines.loc[valid.index].astype("int64")
     reject_frame = pd.concat(rejects) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
     return valid, reject_frame
+
+
+COERCIONS = {"Date": "datetime64[ns]", "Number": "Int64", "Decimal": "Float64"}
+
+
+def _precoerce(
+    frame: pd.DataFrame, fields: tuple[DEField, ...], lines: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse dates and numbers vectorised, before pandera.
+
+    pandera finds the values it cannot coerce one by one (about 0.2 ms each): with one
+    bad date in a million rows that is minutes. Here the failures are found in one pass,
+    reported under the check name pandera uses, and their rows set aside.
+    """
+    failures = []
+    for f in fields:
+        if f.field_type not in COERCIONS or f.name not in frame:
+            continue
+        text = frame[f.name]
+        if f.field_type == "Date":
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+            bad = text.notna() & parsed.isna()
+        else:
+            parsed = pd.to_numeric(text.str.strip(), errors="coerce")
+            bad = text.notna() & parsed.isna()
+            if f.field_type == "Number":
+                bad |= parsed.notna() & (parsed % 1 != 0)
+        if bad.any():
+            failures.append(
+                pd.DataFrame(
+                    {
+                        "row": frame.index[bad].astype("int64"),
+                        "line": lines.loc[frame.index[bad]].to_numpy(),
+                        "column": f.name,
+                        "check": f"coerce_dtype('{COERCIONS[f.field_type]}')",
+                        "value": text[bad].astype(str).map(_shorten).to_numpy(),
+                    }
+                )
+            )
+        frame[f.name] = parsed.where(~bad).astype(COERCIONS[f.field_type])
+    if not failures:
+        return frame, pd.DataFrame(columns=REJECT_COLUMNS)
+    rejects = pd.concat(failures).sort_values(["row", "column"], kind="stable")
+    return frame.drop(index=rejects["row"].unique()), rejects
 
 
 def _parse_booleans(values: pd.Series) -> pd.Series:

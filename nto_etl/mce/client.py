@@ -274,12 +274,25 @@ def parse_retrieve_page(xml: bytes) -> tuple[str, str, list[dict[str, str | None
     if message is None:
         raise MceError("the Retrieve answer has no RetrieveResponseMsg", operation="Retrieve")
     rows: list[dict[str, str | None]] = []
-    for result in message.iterfind(f"{_NS}Results"):
+    properties, property_, name_tag, value_tag = (
+        f"{_NS}Properties",
+        f"{_NS}Property",
+        f"{_NS}Name",
+        f"{_NS}Value",
+    )
+    for result in message.iterchildren(f"{_NS}Results"):
         row: dict[str, str | None] = {}
-        for prop in result.iterfind(f"{_NS}Properties/{_NS}Property"):
-            name = prop.findtext(f"{_NS}Name")
-            if name is not None:
-                row[name] = prop.findtext(f"{_NS}Value")
+        for container in result.iterchildren(properties):
+            for prop in container.iterchildren(property_):
+                name: str | None = None
+                value: str | None = None
+                for child in prop:  # Name, then Value: read by position, not by search
+                    if child.tag == name_tag:
+                        name = child.text
+                    elif child.tag == value_tag:
+                        value = child.text
+                if name is not None:
+                    row[name] = value
         rows.append(row)
     status = str(message.findtext(f"{_NS}OverallStatus") or "")
     return status, str(message.findtext(f"{_NS}RequestID") or ""), rows

@@ -1,0 +1,117 @@
+"""Benchmarks against the local MCE, each reported as a ratio to a baseline measured in the same run.
+
+    python -m benchmarks.run [--scale 1.0] [--only stage,sync,...] [--out docs/PERFORMANCE.md]
+
+Each scenario runs in its own process (so its peak RSS is its own) and prints one JSON
+line; this driver collects them into a table. Absolute times on shared machines are
+noise: the ratios are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCENARIOS = ["stage", "sync", "tracking", "retrieve", "sftp", "memory", "rowwise"]
+TARGETS = {
+    "stage": ("staging 1M contacts vs DuckDB read + COPY of the same CSV", "<= 2.0x"),
+    "sync": ("daily sync of a 1M export with ~1% changed, vs scenario 1's baseline", "<= 3.0x"),
+    "tracking": ("10M tracking events merged into DuckDB vs a raw DuckDB COPY of the same file", "<= 1.5x"),
+    "retrieve": ("parsing a 2,500-row Retrieve page: lxml fast path vs zeep objects", ">= 10x faster"),
+    "sftp": ("100 MB up and down through sshfs vs OpenSSH's sftp, same server", ">= 0.8x throughput"),
+    "memory": ("10M-row CRM export staged and imported: peak RSS", "<= 1.5 GB"),
+    "rowwise": ("100k rows: import path vs individual SOAP upserts", ">= 50x faster"),
+}
+
+
+def run_scenario(name: str, scale: float, work: Path) -> dict:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.scenarios",
+            name,
+            "--scale",
+            str(scale),
+            "--work",
+            str(work / name),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        return {"name": name, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(lines[-1])
+
+
+def report(results: list[dict], scale: float, command: str, elapsed: float) -> str:
+    lines = [
+        "# Performance",
+        "",
+        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({platform.machine()}, "
+        f"{os.cpu_count()} cores, {elapsed:.0f} s, scale {scale:g}: 1.0 means the sizes of the targets). Each scenario ran "
+        "in its own process against a local MCE on loopback; each ratio is to a baseline measured in the same process "
+        "run, minutes apart at most.",
+        "",
+        "| scenario | what | rows | time (s) | rows/s | baseline (s) | ratio | target | met | peak RSS (MB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        what, target = TARGETS[r["name"]]
+        if "error" in r:
+            lines.append(f"| {r['name']} | {what} | | | | | | {target} | ERROR: {r['error']} | |")
+            continue
+        rate = r["rows"] / r["seconds"] if r.get("rows") and r["seconds"] else 0
+        lines.append(
+            f"| {r['name']} | {what} | {r.get('rows', ''):,} | {r['seconds']:.2f} | {rate:,.0f} | "
+            f"{r.get('baseline_seconds', 0):.2f} | {r.get('ratio_text', '')} | {target} | "
+            f"{'yes' if r.get('met') else 'NO'} | {r.get('peak_rss_mb', 0):,.0f} |"
+        )
+    lines += ["", "## Notes per scenario", ""]
+    for r in results:
+        if r.get("notes"):
+            lines += [f"- **{r['name']}**: {r['notes']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of the target sizes (1.0 = 1M / 10M rows)"
+    )
+    parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    parser.add_argument("--work", default=".state/bench")
+    parser.add_argument("--out", default="docs/PERFORMANCE.md")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else SCENARIOS
+    work = Path(args.work).resolve()
+    started = time.monotonic()
+    results = []
+    for name in names:
+        print(f"running {name} ...", flush=True)
+        result = run_scenario(name, args.scale, work)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    command = (
+        "make bench"
+        if args.scale == 1.0 and not args.only
+        else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report(results, args.scale, command, time.monotonic() - started))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
