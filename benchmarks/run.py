@@ -96,18 +96,24 @@ def main() -> None:
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SCENARIOS
     work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    # Every result is kept (results.jsonl); the report shows each scenario's latest at this scale,
+    # so one scenario can be re-run without re-running the others.
+    history = work / "results.jsonl"
     started = time.monotonic()
-    results = []
     for name in names:
         print(f"running {name} ...", flush=True)
-        result = run_scenario(name, args.scale, work)
+        result = {**run_scenario(name, args.scale, work), "scale": args.scale}
         print(json.dumps(result), flush=True)
-        results.append(result)
-    command = (
-        "make bench"
-        if args.scale == 1.0 and not args.only
-        else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
-    )
+        with history.open("a") as handle:
+            handle.write(json.dumps(result) + "\n")
+    latest: dict[str, dict] = {}
+    for line in history.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("scale", 1.0) == args.scale:
+            latest[entry["name"]] = entry
+    results = [latest[n] for n in SCENARIOS if n in latest]
+    command = "make bench" if args.scale == 1.0 else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report(results, args.scale, command, time.monotonic() - started))
     print(f"wrote {args.out}")
