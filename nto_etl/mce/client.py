@@ -7,9 +7,9 @@ directly against the local MCE.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lxml import etree
 
@@ -25,6 +25,7 @@ from nto_etl.mce.settings import MceSettings
 from nto_etl.mce.soap import SoapClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Documented soft limit of objects per synchronous Create/Update/Delete request.
 SYNC_BATCH_SIZE = 50
@@ -111,24 +112,16 @@ class MceClient:
         batch_size: int | None = None,
     ) -> Iterator[list[Any]]:
         """Pages of objects; follows `MoreDataAvailable` with `ContinueRequest` until done."""
-        request: dict[str, Any] = {"ObjectType": object_type, "Properties": list(properties)}
-        if filter is not None:
-            request["Filter"] = filter
-        if batch_size:
-            request["Options"] = {"BatchSize": min(batch_size, RETRIEVE_PAGE_SIZE)}
-        while True:
+
+        def fetch(request: dict[str, Any]) -> tuple[str, str, list[Any]]:
             response = self.soap.call("Retrieve", idempotent=True, RetrieveRequest=request)
-            status = str(response.OverallStatus or "")
-            if status not in ("OK", "MoreDataAvailable"):
-                raise retrieve_error(status, object_type)
-            yield list(response.Results or [])
-            if status != "MoreDataAvailable":
-                return
-            request = {
-                "ObjectType": object_type,
-                "Properties": list(properties),
-                "ContinueRequest": response.RequestID,
-            }
+            return (
+                str(response.OverallStatus or ""),
+                str(response.RequestID or ""),
+                list(response.Results or []),
+            )
+
+        return self._pages(object_type, properties, filter, batch_size, fetch)
 
     def retrieve_pages_raw(
         self,
@@ -143,18 +136,33 @@ class MceClient:
         The hot path for data-extension rows: zeep's object deserialization costs far more than
         the request. Paging, errors and retries are the same as `retrieve`.
         """
+
+        def fetch(request: dict[str, Any]) -> tuple[str, str, list[dict[str, str | None]]]:
+            return parse_retrieve_page(
+                self.soap.call_raw("Retrieve", idempotent=True, RetrieveRequest=request)
+            )
+
+        return self._pages(object_type, properties, filter, batch_size, fetch)
+
+    @staticmethod
+    def _pages(
+        object_type: str,
+        properties: Sequence[str],
+        filter: Any | None,
+        batch_size: int | None,
+        fetch: Callable[[dict[str, Any]], tuple[str, str, list[T]]],
+    ) -> Iterator[list[T]]:
+        """The paging loop: first request, then ContinueRequest with the RequestID while MoreDataAvailable."""
         request: dict[str, Any] = {"ObjectType": object_type, "Properties": list(properties)}
         if filter is not None:
             request["Filter"] = filter
         if batch_size:
             request["Options"] = {"BatchSize": min(batch_size, RETRIEVE_PAGE_SIZE)}
         while True:
-            status, request_id, rows = parse_retrieve_page(
-                self.soap.call_raw("Retrieve", idempotent=True, RetrieveRequest=request)
-            )
+            status, request_id, page = fetch(request)
             if status not in ("OK", "MoreDataAvailable"):
                 raise retrieve_error(status, object_type)
-            yield rows
+            yield page
             if status != "MoreDataAvailable":
                 return
             request = {
