@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -282,7 +283,9 @@ def scenario_memory(scale: float, work: Path) -> dict[str, Any]:
     rows = int(10_000_000 * scale)
     [source] = contacts(work, rows)
     server = subprocess.Popen(
-        ["nto-etl", "mce-local", "--state-dir", str(work / "mce")], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "nto_etl.cli", "mce-local", "--state-dir", str(work / "mce")],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
