@@ -40,6 +40,7 @@ from nto_etl.mce.fields import DEField
 from nto_etl.sql import ident, literal
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+STAGING_MEMORY = "512MB"
 # What the staged CSV says for a Date: 24-hour US format, as MCE documents for imports.
 STAGED_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
 REJECT_COLUMNS = ["row", "line", "column", "check", "value"]
@@ -95,42 +96,54 @@ def stage_export(
     out_dir.mkdir(parents=True, exist_ok=True)
     base = name or Path(source.rstrip("/")).stem
     staged_path, rejects_path = out_dir / f"{base}.csv", out_dir / f"{base}.rejects.csv"
-    con = duckdb.connect()
-    con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
-    con.execute(f"CREATE TABLE staged ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
-    con.execute(
-        'CREATE TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
-    )
-
-    rows_read = 0
-    arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
-    for chunks in (arrow_reader, _CsvChunks(source, options, columns, delimiter, max(1, block_bytes // 256))):
-        con.execute("DELETE FROM staged; DELETE FROM rejects")
-        rows_read = 0
-        for chunk, malformed in chunks:
-            rows_read += len(chunk) + len(malformed)
-            valid, rejects = validate_chunk(chunk, model, fields)
-            _append(con, "staged", valid)
-            _append(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
-        if not arrow_reader.found_malformed:
-            break  # otherwise read again with the exact reader, which numbers rows around malformed ones
-
-    info = dataset_info(model)
-    superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
-    _write_staged(con, fields, staged_path)
-    con.execute(
-        f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {literal(_tmp(rejects_path))} '
-        "(HEADER, DELIMITER ',')"
-    )
-    os.replace(_tmp(rejects_path), rejects_path)
-    staged = _scalar(con, "SELECT count(*) FROM staged")
-    rejected = _scalar(con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'")
-    failures = dict(
+    # A file-backed scratch database with a memory cap: the staged rows spill to disk, so memory
+    # stays bounded whatever the export's size.
+    scratch = out_dir / f".{base}.staging.duckdb"
+    scratch.unlink(missing_ok=True)
+    con = duckdb.connect(str(scratch))
+    try:
+        con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
+        con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+        con.execute(f"CREATE TABLE staged ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
         con.execute(
-            "SELECT coalesce(\"column\" || ': ', '') || \"check\", count(DISTINCT row) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
-        ).fetchall()
-    )
-    con.close()
+            'CREATE TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
+        )
+
+        rows_read = 0
+        arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
+        for chunks in (
+            arrow_reader,
+            _CsvChunks(source, options, columns, delimiter, max(1, block_bytes // 256)),
+        ):
+            con.execute("DELETE FROM staged; DELETE FROM rejects")
+            rows_read = 0
+            for chunk, malformed in chunks:
+                rows_read += len(chunk) + len(malformed)
+                valid, rejects = validate_chunk(chunk, model, fields)
+                _append(con, "staged", valid)
+                _append(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
+            if not arrow_reader.found_malformed:
+                break  # otherwise read again with the exact reader, which numbers rows around malformed ones
+
+        info = dataset_info(model)
+        superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
+        _write_staged(con, fields, staged_path)
+        con.execute(
+            f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {literal(_tmp(rejects_path))} '
+            "(HEADER, DELIMITER ',')"
+        )
+        os.replace(_tmp(rejects_path), rejects_path)
+        staged = _scalar(con, "SELECT count(*) FROM staged")
+        rejected = _scalar(con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'")
+        failures = dict(
+            con.execute(
+                "SELECT coalesce(\"column\" || ': ', '') || \"check\", count(DISTINCT row) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+        scratch.unlink(missing_ok=True)
+        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
     return StageResult(
         source, digest, staged_path, rejects_path, rows_read, staged, rejected, superseded, failures
     )
