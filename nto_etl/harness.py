@@ -57,7 +57,10 @@ class LocalPipeline:
         )
 
     def sql(self, query: str) -> list[tuple]:
-        with duckdb.connect(str(self.root / "warehouse.duckdb"), read_only=True) as con:
+        # The same configuration as dagster-duckdb's connections, so a leaked one cannot block this.
+        with duckdb.connect(
+            str(self.root / "warehouse.duckdb"), config={"custom_user_agent": "dagster"}
+        ) as con:
             return con.execute(query).fetchall()
 
     def calls(self, op: str) -> int:

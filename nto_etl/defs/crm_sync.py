@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from nto_etl.config import CrmExportConfig, default_config
 from nto_etl.defs.partitions import daily, mce_failures, network_retry
-from nto_etl.defs.resources import MceResource, PipelineStorage
+from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.mce.errors import MceImportError
 from nto_etl.staging import ExportFileError, StageResult, checksum, stage_export
 from nto_etl.sync import sync_partition
@@ -161,7 +161,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
                 description=f"{staged} is missing: materialize {staged_key(export.dataset).to_user_string()} "
                 f"for {context.partition_key} first"
             )
-        with mce_failures(), warehouse.get_connection() as con, mce.sftp() as fs:
+        with mce_failures(), warehouse_connection(warehouse) as con, mce.sftp() as fs:
             client = mce.client()
             try:
                 outcome = sync_partition(

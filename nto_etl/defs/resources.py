@@ -175,6 +175,20 @@ def storage_resource() -> PipelineStorage:
     )
 
 
+@contextmanager
+def warehouse_connection(warehouse: DuckDBResource) -> Iterator[Any]:
+    """The warehouse connection, closed even when the step fails.
+
+    dagster-duckdb's get_connection closes only on success; a connection left open keeps the
+    file's database instance alive and blocks connections with another configuration.
+    """
+    with warehouse.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def warehouse_resource() -> DuckDBResource:
     work = os.environ.get("NTO_WORK_DIR", ".state/pipeline")
     Path(work).mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from nto_etl.defs.partitions import daily, mce_failures, network_retry
-from nto_etl.defs.resources import MceResource
+from nto_etl.defs.resources import MceResource, warehouse_connection
 from nto_etl.mce import activities as act
 from nto_etl.mce import tracking as trk
 from nto_etl.warehouse.tracking import merge_events
@@ -67,7 +67,7 @@ def tracking_events(
     with mce_failures(), tempfile.TemporaryDirectory() as tmp, mce.sftp() as fs:
         downloaded = act.download_export(fs, extract_name(context.partition_key), Path(tmp))
         events = trk.read_tracking_extract(Path(downloaded.path))
-    with warehouse.get_connection() as con:
+    with warehouse_connection(warehouse) as con:
         read, new = merge_events(con, events, context.partition_key)
         total = con.execute("SELECT count(*) FROM tracking_events").fetchone()
     counts = events.event_type.value_counts().to_dict() if not events.empty else {}

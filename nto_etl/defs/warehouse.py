@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from nto_etl.config import default_config
 from nto_etl.defs.crm_sync import de_key, staged_key
 from nto_etl.defs.partitions import daily, network_retry
-from nto_etl.defs.resources import MceResource, PipelineStorage
+from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.mce import data_extensions as dex
 from nto_etl.warehouse import analytics, crm_updates
 from nto_etl.warehouse.loads import load_staged_partition
@@ -38,7 +38,7 @@ def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, storage: PipelineStorage, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         staged = storage.staging_dir(dataset) / f"{dataset}_{context.partition_key}.csv"
-        with warehouse.get_connection() as con:
+        with warehouse_connection(warehouse) as con:
             rows = load_staged_partition(con, table, model, staged, context.partition_key)
             preview = _preview(con, table)
         return dg.MaterializeResult(metadata={"dagster/row_count": rows, "table": table, "preview": preview})
@@ -59,7 +59,7 @@ def mce_contact_rows(mce: MceResource, warehouse: DuckDBResource) -> dg.Material
     key = default_config().export("contacts").de_key
     columns = ["subscriber_key", "email", "first_name", "last_name", "phone"]
     client = mce.client()
-    with warehouse.get_connection() as con:
+    with warehouse_connection(warehouse) as con:
         crm_updates.ensure_mce_rows_table(con)
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM mce_contact_rows")
@@ -84,7 +84,7 @@ def analytics_asset(table: str, deps: list[dg.AssetKey], description: str) -> dg
         description=description,
     )
     def _table(warehouse: DuckDBResource) -> dg.MaterializeResult:
-        with warehouse.get_connection() as con:
+        with warehouse_connection(warehouse) as con:
             rows = analytics.build(con, table)
             metadata: dict[str, object] = {"dagster/row_count": rows, "preview": _preview(con, table)}
             if table == "campaign_performance":
@@ -125,7 +125,7 @@ WEB = dg.AssetKey(["warehouse", "web_page_views"])
 )
 def crm_updates_export(storage: PipelineStorage, warehouse: DuckDBResource) -> dg.MaterializeResult:
     url = f"{storage.crm_inbound_url.rstrip('/')}/nto_mce_updates.csv"
-    with warehouse.get_connection() as con:
+    with warehouse_connection(warehouse) as con:
         counts = crm_updates.write_updates(con, url)
     return dg.MaterializeResult(
         metadata={
