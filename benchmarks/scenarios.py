@@ -307,7 +307,7 @@ def scenario_memory(scale: float, work: Path) -> dict[str, Any]:
         def run() -> Any:
             staged = stage_export(str(source), Contact, work / "staged")
             with transfer.sftp_session(sftp_settings) as fs, duckdb.connect(str(work / "w.duckdb")) as con:
-                con.execute("SET memory_limit = '512MB'")
+                con.execute("SET memory_limit = '1GB'")
                 return sync_partition(
                     client, fs, con, export, staged.staged_path, "2026-11-01", work / "up", timeout=7200
                 )
