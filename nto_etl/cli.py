@@ -18,6 +18,14 @@ from nto_etl.mce.errors import (
     MceUnreachableError,
 )
 
+# How `nto-etl ping` reports each kind of failure (first match wins; exit codes are documented in the README).
+PING_FAILURES: dict[type[MceError], tuple[str, int]] = {
+    MceConfigurationError: ("not configured (see README 'Pointing at a real tenant')", 2),
+    MceAuthenticationError: ("bad credentials", 3),
+    MceUnreachableError: ("unreachable", 4),
+    MceUnavailableError: ("MCE is not available", 5),
+}
+
 
 def _ping(args: argparse.Namespace) -> int:
     from nto_etl.mce.client import MceClient
@@ -32,21 +40,10 @@ def _ping(args: argparse.Namespace) -> int:
             settings = MceSettings.from_env()
         client = MceClient(settings)
         status = client.ping()
-    except MceConfigurationError as exc:
-        print(f"not configured: {exc}. See README 'Pointing at a real tenant'.", file=sys.stderr)
-        return 2
-    except MceAuthenticationError as exc:
-        print(f"bad credentials: {exc}", file=sys.stderr)
-        return 3
-    except MceUnreachableError as exc:
-        print(f"unreachable: {exc}", file=sys.stderr)
-        return 4
-    except MceUnavailableError as exc:
-        print(f"MCE is not available: {exc}", file=sys.stderr)
-        return 5
     except MceError as exc:
-        print(f"MCE error: {exc}", file=sys.stderr)
-        return 6
+        label, code = next((v for k, v in PING_FAILURES.items() if isinstance(exc, k)), ("MCE error", 6))
+        print(f"{label}: {exc}", file=sys.stderr)
+        return code
     print(f"MCE system status: {status.status} ({client.soap.endpoint})")
     return 0
 

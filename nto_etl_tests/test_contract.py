@@ -45,7 +45,9 @@ def published() -> tuple[Path, Path]:
         if not path.exists():
             message = f"the published MCE reference {path} is missing (set NTO_MCE_REFERENCE_DIR)"
             if os.environ.get("CI"):
-                pytest.fail(message)
+                pytest.fail(message)  # CI always has ../shared/mce: there the contract must be checked
+            # Outside CI the published files may be absent (they are reference material, not part of
+            # the project); issue #2 allows skipping there, naming the missing file.
             pytest.skip(message)
     return wsdl, xsd
 

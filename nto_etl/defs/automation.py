@@ -11,7 +11,7 @@ from nto_etl.defs.partitions import daily
 from nto_etl.defs.resources import MceResource, PipelineStorage
 from nto_etl.defs.segments import AUDIENCE
 from nto_etl.defs.tracking import EXTRACT
-from nto_etl.drops import list_dated_files, new_or_changed
+from nto_etl.drops import DroppedFile, list_dated_files, new_or_changed
 
 
 def chain(dataset: str) -> list[dg.AssetKey]:
@@ -70,6 +70,21 @@ def hourly_event_reminder_schedule(context: dg.ScheduleEvaluationContext) -> dg.
     return dg.RunRequest(run_key=f"events-{when:%Y-%m-%dT%H}", partition_key=f"{when:%Y-%m-%d}")
 
 
+def _run_requests(
+    files: list[DroppedFile], seen: dict[str, str], asset_selection: list[dg.AssetKey] | None = None
+) -> tuple[list[dg.RunRequest], dict[str, str]]:
+    """One run request per new or changed file whose day is a partition, and the updated cursor."""
+    fresh, cursor = new_or_changed(files, seen)
+    requests = [
+        dg.RunRequest(
+            run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date, asset_selection=asset_selection
+        )
+        for f in fresh
+        if _partition_exists(f.date, datetime.now())
+    ]
+    return requests, cursor
+
+
 def _partition_exists(date: str, now: datetime) -> bool:
     return daily.start.strftime("%Y-%m-%d") <= date <= (now + timedelta(days=1)).strftime("%Y-%m-%d")
 
@@ -87,16 +102,10 @@ def crm_drop_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorag
     requests = []
     for export in default_config().crm_exports:
         files = list_dated_files(f"{storage.crm_drop_url.rstrip('/')}/{export.dataset}")
-        fresh, seen = new_or_changed([f for f in files if f.prefix == export.file_prefix], seen)
-        requests += [
-            dg.RunRequest(
-                run_key=f"{f.path}:{f.fingerprint}",
-                partition_key=f.date,
-                asset_selection=chain(export.dataset),
-            )
-            for f in fresh
-            if _partition_exists(f.date, datetime.now())
-        ]
+        found, seen = _run_requests(
+            [f for f in files if f.prefix == export.file_prefix], seen, chain(export.dataset)
+        )
+        requests += found
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
 
 
@@ -117,12 +126,7 @@ def web_analytics_sensor(context: dg.SensorEvaluationContext, storage: PipelineS
         for f in list_dated_files(storage.web_analytics_url)
         if f.prefix == default_config().web_analytics.file_prefix
     ]
-    fresh, seen = new_or_changed(files, seen)
-    requests = [
-        dg.RunRequest(run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date)
-        for f in fresh
-        if _partition_exists(f.date, datetime.now())
-    ]
+    requests, seen = _run_requests(files, seen)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
 
 
@@ -136,10 +140,5 @@ def export_sensor(context: dg.SensorEvaluationContext, mce: MceResource) -> dg.S
     seen = json.loads(context.cursor) if context.cursor else {}
     with mce.sftp() as fs:
         files = [f for f in list_dated_files("/Export", fs=fs) if f.prefix == "tracking"]
-    fresh, seen = new_or_changed(files, seen)
-    requests = [
-        dg.RunRequest(run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date)
-        for f in fresh
-        if _partition_exists(f.date, datetime.now())
-    ]
+    requests, seen = _run_requests(files, seen)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
