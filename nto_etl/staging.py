@@ -22,9 +22,10 @@ import hashlib
 import io
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import fsspec
@@ -34,17 +35,20 @@ import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.csv as pacsv
 
-from nto_etl.contracts.fields import dataset_info, de_fields
+from nto_etl.contracts.fields import TEXT_TYPES, dataset_info, de_fields
+from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField
 from nto_etl.sql import ident, literal
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
-STAGING_MEMORY = "512MB"
+STAGING_MEMORY = os.environ.get("NTO_STAGING_MEMORY", "512MB")
 # What the staged CSV says for a Date: 24-hour US format, as MCE documents for imports.
 STAGED_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
 REJECT_COLUMNS = ["row", "line", "column", "check", "value"]
 DELIMITER_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+Engine = Literal["duckdb", "pandas"]
+RAW = "__raw_"  # prefix of the columns keeping what a failing row said, as read
 
 
 class ExportFileError(ValueError):
@@ -67,6 +71,10 @@ class StageResult:
     rows_rejected: int
     duplicates_superseded: int
     failures: dict[str, int] = field(default_factory=dict)  # "column: check" -> rows
+    # How the rows were validated: "duckdb" (SQL screen, pandera for the rows it did not pass:
+    # `rows_via_pandera`), or "pandas" (every row through pandera).
+    engine: str = "pandas"
+    rows_via_pandera: int = 0
 
     @property
     def reject_share(self) -> float:
@@ -82,12 +90,21 @@ def stage_export(
     delimiter: str = ",",
     storage_options: dict[str, Any] | None = None,
     name: str | None = None,
+    engine: Engine = "duckdb",
 ) -> StageResult:
-    """Validate `source` (any fsspec URL or path) against `model` and write staged + rejects CSVs."""
+    """Validate `source` (any fsspec URL or path) against `model` and write staged + rejects CSVs.
+
+    `engine="duckdb"` reads the file with DuckDB and screens every row with the contract's
+    rules as SQL (`contracts.screen`); only the rows the screen does not pass go through
+    pandera, which decides and names their failures. `engine="pandas"` validates every row
+    with pandera, in chunks of `block_bytes`. Both write the same bytes; DuckDB falls back
+    to the pandas engine for files its reader refuses (malformed rows, bad encodings), whose
+    problems the pandas engine reports precisely.
+    """
     fields = de_fields(model)
     columns = [f.name for f in fields]
     options = storage_options or {}
-    digest, size = checksum(source, options)
+    size = _size(source, options)
     if size == 0:
         raise ExportFileError(source, "the file is empty")
     header = _read_header(source, options, delimiter)
@@ -101,52 +118,194 @@ def stage_export(
     scratch = out_dir / f".{base}.staging.duckdb"
     scratch.unlink(missing_ok=True)
     con = duckdb.connect(str(scratch))
-    try:
-        con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
-        con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
-        con.execute(f"CREATE TABLE staged ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
-        con.execute(
-            'CREATE TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
-        )
+    with ThreadPoolExecutor(1) as pool:
+        digest_future = pool.submit(checksum, source, options)  # hashing releases the GIL
+        try:
+            con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
+            con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+            _create_tables(con, fields)
+            screen = compile_screen(model) if engine == "duckdb" else None
+            rows_read = (
+                _stage_screened(con, source, options, header, delimiter, model, screen, block_bytes)
+                if screen is not None
+                else None
+            )
+            used = "duckdb"
+            if rows_read is None:
+                used = "pandas"
+                rows_read = _stage_in_chunks(
+                    con, source, options, columns, delimiter, model, fields, block_bytes
+                )
+            via_pandera = (
+                rows_read
+                if used == "pandas"
+                else _scalar(con, "SELECT count(*) FROM screened WHERE NOT __ok")
+            )
 
-        rows_read = 0
-        arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
-        for chunks in (
-            arrow_reader,
-            _CsvChunks(source, options, columns, delimiter, max(1, block_bytes // 256)),
-        ):
-            con.execute("DELETE FROM staged; DELETE FROM rejects")
-            rows_read = 0
-            for chunk, malformed in chunks:
-                rows_read += len(chunk) + len(malformed)
-                valid, rejects = validate_chunk(chunk, model, fields)
-                _append(con, "staged", valid)
-                _append(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
-            if not arrow_reader.found_malformed:
-                break  # otherwise read again with the exact reader, which numbers rows around malformed ones
-
-        info = dataset_info(model)
-        superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
-        _write_staged(con, fields, staged_path)
-        con.execute(
-            f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {literal(_tmp(rejects_path))} '
-            "(HEADER, DELIMITER ',')"
-        )
-        os.replace(_tmp(rejects_path), rejects_path)
-        staged = _scalar(con, "SELECT count(*) FROM staged")
-        rejected = _scalar(con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'")
-        failures = dict(
+            info = dataset_info(model)
+            superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
+            _write_staged(con, fields, staged_path)
             con.execute(
-                "SELECT coalesce(\"column\" || ': ', '') || \"check\", count(DISTINCT row) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
-            ).fetchall()
-        )
-    finally:
-        con.close()
-        scratch.unlink(missing_ok=True)
-        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+                f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {literal(_tmp(rejects_path))} '
+                "(HEADER, DELIMITER ',')"
+            )
+            os.replace(_tmp(rejects_path), rejects_path)
+            staged = _scalar(con, "SELECT count(*) FROM staged_rows")
+            rejected = _scalar(
+                con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'"
+            )
+            failures = dict(
+                con.execute(
+                    "SELECT coalesce(\"column\" || ': ', '') || \"check\", count(DISTINCT row) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
+                ).fetchall()
+            )
+        finally:
+            con.close()
+            scratch.unlink(missing_ok=True)
+            scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+        digest, _ = digest_future.result()
     return StageResult(
-        source, digest, staged_path, rejects_path, rows_read, staged, rejected, superseded, failures
+        source,
+        digest,
+        staged_path,
+        rejects_path,
+        rows_read,
+        staged,
+        rejected,
+        superseded,
+        failures,
+        used,
+        via_pandera,
     )
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...]) -> None:
+    """`screened`: rows the DuckDB engine read, in file order (row = rowid + 1), `__ok` when staged;
+    `rescued`: rows pandera validated, with their row and line; `staged_rows`: both, as staged.
+    Temporary tables: they spill to the scratch directory under the memory limit."""
+    names = ", ".join(ident(f.name) for f in fields)
+    raw = "".join(f", {ident(RAW + f.name)} VARCHAR" for f in fields if f.field_type not in TEXT_TYPES)
+    con.execute(f"CREATE TEMP TABLE screened ({_duck_columns(fields)}, __ok BOOLEAN, __breaks BIGINT{raw})")
+    con.execute(f"CREATE TEMP TABLE rescued ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
+    con.execute(
+        f"CREATE TEMP VIEW staged_rows AS SELECT {names}, rowid + 1 AS __row, NULL::BIGINT AS __line "
+        f"FROM screened WHERE __ok UNION ALL SELECT {names}, __row, __line FROM rescued"
+    )
+    con.execute(
+        'CREATE TEMP TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
+    )
+    # For the rows with line breaks inside values: how many breaks up to and including them.
+    con.execute("CREATE TEMP TABLE newlines (__row BIGINT, upto BIGINT)")
+
+
+def _stage_in_chunks(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    options: dict[str, Any],
+    columns: list[str],
+    delimiter: str,
+    model: type[pa.DataFrameModel],
+    fields: tuple[DEField, ...],
+    block_bytes: int,
+) -> int:
+    """The pandas engine: every row through pandera, chunk by chunk; returns the rows read."""
+    rows_read = 0
+    arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
+    for chunks in (
+        arrow_reader,
+        _CsvChunks(source, options, columns, delimiter, max(1, block_bytes // 256)),
+    ):
+        con.execute("DELETE FROM rescued; DELETE FROM rejects")
+        rows_read = 0
+        for chunk, malformed in chunks:
+            rows_read += len(chunk) + len(malformed)
+            valid, rejects = validate_chunk(chunk, model, fields)
+            _append(con, "rescued", valid)
+            _append(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
+        if not arrow_reader.found_malformed:
+            break  # otherwise read again with the exact reader, which numbers rows around malformed ones
+    return rows_read
+
+
+def _stage_screened(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    options: dict[str, Any],
+    header: list[str],
+    delimiter: str,
+    model: type[pa.DataFrameModel],
+    screen: Screen,
+    block_bytes: int,
+) -> int | None:
+    """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it)."""
+    columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header) + "}"
+    protocol, _ = fsspec.core.split_protocol(source)
+    path = source
+    if protocol in ("file", "local"):
+        path = fsspec.core.strip_protocol(source)
+    elif protocol is not None:
+        con.register_filesystem(fsspec.core.url_to_fs(source, **options)[0])  # DuckDB reads through fsspec
+    fields = screen.fields
+    names = [f.name for f in fields]
+    # Line breaks inside values push the later records down the file; counted only where there are any.
+    any_break = " OR ".join(f"contains({ident(n)}, chr(10))" for n in names)
+    count_breaks = " + ".join(
+        f"coalesce(len({ident(n)}) - len(replace({ident(n)}, chr(10), '')), 0)" for n in names
+    )
+    raw = "".join(
+        f", CASE WHEN NOT __ok THEN {ident(f.name)} END" for f in fields if f.field_type not in TEXT_TYPES
+    )
+    try:
+        # One pass over the file; with insertion order preserved, a row's number is its rowid + 1.
+        con.execute(
+            f"INSERT INTO screened SELECT {screen.typed_select()}, __ok, "
+            f"CASE WHEN {any_break} THEN {count_breaks} ELSE 0 END{raw} FROM ("
+            f"SELECT *, {screen.passes} AS __ok FROM read_csv({literal(path)}, columns = {columns}, "
+            f"header = true, auto_detect = false, delim = {literal(delimiter)}, quote = '\"', "
+            "escape = '\"', strict_mode = true, null_padding = false, allow_quoted_nulls = true, encoding = 'utf-8'))"
+        )
+    except duckdb.InvalidInputException:
+        con.execute("DELETE FROM screened")
+        return None
+    con.execute(
+        "INSERT INTO newlines SELECT rowid + 1, sum(__breaks) OVER (ORDER BY rowid) FROM screened WHERE __breaks > 0"
+    )
+    as_read = ", ".join(
+        f"{ident(RAW + f.name)} AS {ident(f.name)}" if f.field_type not in TEXT_TYPES else ident(f.name)
+        for f in fields
+    )
+    con.execute(
+        f"CREATE TEMP TABLE failing AS SELECT {as_read}, __row, {_line_of('f')} AS __line "
+        "FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f"
+    )
+    after, page = 0, max(1, block_bytes // 256)
+    while not (
+        chunk := con.sql("SELECT * FROM failing WHERE __row > ? ORDER BY __row LIMIT ?", params=[after, page])
+        .to_arrow_table()
+        .to_pandas()  # the same dtypes as the pandas engine's Arrow reader gives
+    ).empty:
+        chunk.index = pd.Index(chunk.pop("__row").to_numpy(dtype="int64"))
+        after = int(chunk.index[-1])
+        valid, rejects = validate_chunk(chunk, model, fields)
+        _append(con, "rescued", valid)
+        _append(con, "rejects", rejects)
+    con.execute("DROP TABLE failing")
+    return _scalar(con, "SELECT count(*) FROM screened")
+
+
+def _line_of(alias: str) -> str:
+    """SQL of the line a record starts on, from its row number and the line breaks inside earlier rows."""
+    return (
+        f"{alias}.__row + 1 + coalesce((SELECT max(n.upto) FROM newlines n WHERE n.__row < {alias}.__row), 0)"
+    )
+
+
+def _size(source: str, options: dict[str, Any]) -> int:
+    fs, path = fsspec.core.url_to_fs(source, **options)
+    try:
+        return int(fs.size(path))
+    except FileNotFoundError:
+        raise ExportFileError(source, "the file does not exist") from None
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -249,6 +408,7 @@ class _ArrowChunks:
                     ),
                     convert_options=pacsv.ConvertOptions(
                         column_types={c: arrow.string() for c in self.columns},
+                        null_values=[""],  # not Arrow's default list: "NA", "null", "NaN" are text here
                         strings_can_be_null=True,
                         quoted_strings_can_be_null=True,
                     ),
@@ -409,13 +569,19 @@ def _precoerce(
             continue
         text = frame[f.name]
         if f.field_type == "Date":
-            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+            parsed = _parse_dates(text)
             bad = text.notna() & parsed.isna()
         else:
-            parsed = pd.to_numeric(text.str.strip(), errors="coerce")
-            bad = text.notna() & parsed.isna()
+            # Whatever the text column's dtype, as float64 with NaN for what is not a number:
+            # "NaN" and "inf" parse, but MCE takes neither, so they count as not numbers.
+            values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan
+            )
+            finite = np.isfinite(values)
             if f.field_type == "Number":
-                bad |= parsed.notna() & (parsed % 1 != 0)
+                finite &= np.mod(values, 1, where=finite, out=np.ones_like(values)) == 0
+            bad = text.notna() & ~finite
+            parsed = pd.Series(np.where(finite, values, np.nan), index=text.index)
         if bad.any():
             failures.append(
                 pd.DataFrame(
@@ -433,6 +599,30 @@ def _precoerce(
         return frame, pd.DataFrame(columns=REJECT_COLUMNS)
     rejects = pd.concat(failures).sort_values(["row", "column"], kind="stable")
     return frame.drop(index=rejects["row"].unique()), rejects
+
+
+def _parse_dates(text: pd.Series) -> pd.Series:
+    """ISO 8601 texts as naive nanosecond timestamps; NaT where a value is not one.
+
+    Not one: a value with a time zone (``Z``, ``+02:00``; MCE's dates carry none, and pandas
+    refuses a column mixing zones as a whole, so such columns are parsed value by value), and
+    a date outside what datetime64[ns] holds (1677-2262).
+    """
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            raise ValueError("time zones")
+    except ValueError:
+
+        def one(value: Any) -> Any:
+            stamp = (
+                pd.to_datetime(value, format="ISO8601", errors="coerce") if isinstance(value, str) else pd.NaT
+            )
+            return pd.NaT if stamp is pd.NaT or stamp.tzinfo is not None else stamp
+
+        parsed = pd.to_datetime(text.map(one).astype(object), errors="coerce")
+    in_range = (parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max)
+    return parsed.where(in_range).astype("datetime64[ns]")
 
 
 def _parse_booleans(values: pd.Series) -> pd.Series:
@@ -500,21 +690,25 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> 
 def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], modified: str | None) -> int:
     if not key:
         return 0
-    partition = ", ".join(f'"{k}"' for k in key)
-    order = (f'"{modified}" DESC NULLS LAST, ' if modified else "") + "__row DESC"
+    partition = ", ".join(ident(k) for k in key)
+    order = (f"{ident(modified)} DESC NULLS LAST, " if modified else "") + "__row DESC"
+    # Only the keys that repeat are ranked: in a normal export that is a handful of rows.
     con.execute(
-        f"CREATE TABLE ranked AS SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS __rank, "
-        f"first_value(__row) OVER (PARTITION BY {partition} ORDER BY {order}) AS __winner FROM staged"
+        f"CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS __rank, first_value(__row) OVER w AS __winner "
+        f"FROM staged_rows SEMI JOIN (SELECT {partition} FROM staged_rows GROUP BY ALL HAVING count(*) > 1) "
+        f"USING ({partition}) WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
     )
     superseded = _scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
     if superseded:
-        keys = " || '|' || ".join(f'CAST("{k}" AS VARCHAR)' for k in key)
+        keys = " || '|' || ".join(f"CAST({ident(k)} AS VARCHAR)" for k in key)
         con.execute(
-            "INSERT INTO rejects SELECT __row, __line, "
+            f"INSERT INTO rejects SELECT __row, coalesce(__line, {_line_of('ranked')}), "
             f"'{'|'.join(key)}', 'duplicate_key', {keys} || ' (kept row ' || __winner || ')' "
             "FROM ranked WHERE __rank > 1"
         )
-        con.execute("DELETE FROM staged WHERE __row IN (SELECT __row FROM ranked WHERE __rank > 1)")
+        losers = "(SELECT __row FROM ranked WHERE __rank > 1)"
+        con.execute(f"UPDATE screened SET __ok = false WHERE rowid + 1 IN {losers}")
+        con.execute(f"DELETE FROM rescued WHERE __row IN {losers}")
     con.execute("DROP TABLE ranked")
     return superseded
 
@@ -534,8 +728,15 @@ def staged_select(fields: tuple[DEField, ...]) -> str:
 
 
 def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], path: Path) -> None:
+    """The staged CSV, in file order. Screened rows are stored in file order, so only when pandera
+    rescued some rows does the output need sorting."""
+    rows = (
+        "staged_rows ORDER BY __row"
+        if _scalar(con, "SELECT count(*) FROM rescued")
+        else "screened WHERE __ok"
+    )
     con.execute(
-        f"COPY (SELECT {staged_select(fields)} FROM staged ORDER BY __row) TO {literal(_tmp(path))} "
+        f"COPY (SELECT {staged_select(fields)} FROM {rows}) TO {literal(_tmp(path))} "
         "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
     )
     os.replace(_tmp(path), path)
@@ -546,8 +747,8 @@ def _tmp(path: Path) -> Path:
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute(sql).fetchall()  # all, so no result stays open on the connection
+    return int(rows[0][0]) if rows else 0
 
 
 def read_staged(path: Path | str, model: type[pa.DataFrameModel]) -> pd.DataFrame:

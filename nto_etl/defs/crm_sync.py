@@ -103,6 +103,8 @@ def staged_asset(
                 "rows_read": result.rows_read,
                 "rows_rejected": result.rows_rejected,
                 "duplicate_keys_resolved": result.duplicates_superseded,
+                "validation_engine": result.engine,
+                "rows_validated_by_pandera": result.rows_via_pandera,
                 "staged_file": str(result.staged_path),
                 "rejects_file": str(result.rejects_path),
                 "source_sha256": result.source_sha256,
