@@ -8,6 +8,7 @@ backfilling an old day cannot undo a newer change.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from nto_etl.mce.fields import DEField
 from nto_etl.sql import ident, literal
 from nto_etl.staging import STAGED_DATE_FORMAT
 
+# No primary key: DuckDB keeps a key's index in memory, which for tens of millions of rows is
+# more than the pipeline may use. record_delta keeps (de_key, row_key) unique itself.
 DDL = """
 CREATE TABLE IF NOT EXISTS row_hashes (
     de_key VARCHAR NOT NULL,
     row_key VARCHAR NOT NULL,
     row_hash VARCHAR NOT NULL,
-    modified_at TIMESTAMP,
-    PRIMARY KEY (de_key, row_key)
+    modified_at TIMESTAMP
 )
 """
 SEPARATOR = "chr(31)"
@@ -46,14 +48,20 @@ def prepare_delta(
     modified_column: str | None = None,
     full_refresh: bool = False,
 ) -> Delta:
-    """Write the rows of `staged` that MCE does not have yet to `out`; `__delta` keeps their hashes."""
-    con.execute(DDL)
+    """Write the rows of `staged` that MCE does not have yet to `out`; `__delta` keeps their hashes.
+
+    Only keys, hashes and modified times are held (in a temporary table that spills to disk);
+    the rows themselves are streamed from the staged file. When every row is new, `out` is a
+    copy of the staged file; otherwise the changed rows in primary-key order, so the same
+    content always gives the same bytes (the import's identity is their hash).
+    """
+    ensure_row_hashes(con)
     columns = [f.name for f in fields]
     key_columns = [f.name for f in fields if f.is_primary_key] or columns
     types = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in columns) + "}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __staged AS SELECT * FROM read_csv({literal(staged)}, header = true, "
-        f"columns = {types}, quote = '\"', escape = '\"', auto_detect = false)"
+    rows_sql = (
+        f"read_csv({literal(staged)}, header = true, columns = {types}, quote = '\"', escape = '\"', "
+        "auto_detect = false)"
     )
     row_key = f"concat_ws({SEPARATOR}, {', '.join(ident(c) for c in key_columns)})"
     row_hash = (
@@ -68,42 +76,63 @@ def prepare_delta(
         if modified_column
         else "NULL::TIMESTAMP"
     )
-    known = (
-        "FALSE"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE __hashed AS SELECT {row_key} AS __key, {row_hash} AS __hash, "
+        f"{modified} AS __modified FROM {rows_sql}"
+    )
+    # Known: MCE has this key with the same hash, or with a newer modified time (a stale row).
+    unknown = (
+        "TRUE"
         if full_refresh
-        else (
-            "EXISTS (SELECT 1 FROM row_hashes h WHERE h.de_key = $de AND h.row_key = s.__key "
-            "AND (h.row_hash = s.__hash OR h.modified_at > s.__modified))"
-        )
+        else "k.row_key IS NULL OR NOT (k.row_hash = s.__hash OR coalesce(k.modified_at > s.__modified, false))"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hashed AS SELECT *, {row_key} AS __key, {row_hash} AS __hash, "
-        f"{modified} AS __modified, row_number() OVER () AS __pos FROM __staged",
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT * FROM __hashed s WHERE NOT ({known})",
+        "CREATE OR REPLACE TEMP TABLE __delta AS SELECT s.* FROM __hashed s LEFT JOIN "
+        "(SELECT row_key, row_hash, modified_at FROM row_hashes WHERE de_key = $de) k ON k.row_key = s.__key "
+        f"WHERE {unknown}",
         {"de": de_key},
     )
     total = _count(con, "__hashed")
     rows = _count(con, "__delta")
-    select = ", ".join(ident(c) for c in columns)
+    con.execute("DROP TABLE __hashed")
     part = out.with_name(out.name + ".part")
-    con.execute(
-        f"COPY (SELECT {select} FROM __delta ORDER BY __pos) TO {literal(part)} "
-        "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
-    )
+    if rows == total:
+        shutil.copyfile(staged, part)
+    else:
+        select = ", ".join(ident(c) for c in columns)
+        con.execute(
+            f"COPY (SELECT {select} FROM {rows_sql} WHERE {row_key} IN (SELECT __key FROM __delta) "
+            f"ORDER BY {', '.join(ident(c) for c in key_columns)}) TO {literal(part)} "
+            "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
+        )
     part.replace(out)
     return Delta(out, rows, total - rows)
 
 
 def record_delta(con: duckdb.DuckDBPyConnection, de_key: str) -> int:
-    """Remember the hashes of the rows in `__delta`: MCE now has them."""
+    """Remember the hashes of the rows in `__delta`: MCE now has them (one row per key)."""
     con.execute(
-        "INSERT OR REPLACE INTO row_hashes SELECT $de, __key, __hash, __modified FROM __delta", {"de": de_key}
+        "DELETE FROM row_hashes WHERE de_key = $de AND row_key IN (SELECT __key FROM __delta)", {"de": de_key}
     )
+    con.execute("INSERT INTO row_hashes SELECT $de, __key, __hash, __modified FROM __delta", {"de": de_key})
     return _count(con, "__delta")
 
 
+def ensure_row_hashes(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the table, or drop the primary key of one made by an earlier version (same rows)."""
+    con.execute(DDL)
+    keyed = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'row_hashes' "
+        "AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    if keyed[0][0]:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("CREATE TABLE row_hashes_unkeyed AS SELECT * FROM row_hashes")
+        con.execute("DROP TABLE row_hashes")
+        con.execute("ALTER TABLE row_hashes_unkeyed RENAME TO row_hashes")
+        con.execute("COMMIT")
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return int(rows[0][0]) if rows else 0

@@ -1,0 +1,86 @@
+"""Delta files: only rows MCE does not have, the same bytes for the same content, one hash per key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from nto_etl.contracts import Contact, de_fields
+from nto_etl.delta import prepare_delta, record_delta
+
+HEADER = (
+    "customer_id,subscriber_key,email,first_name,last_name,phone,street,city,state,postal_code,country,"
+    "locale,created_at,modified_at"
+)
+
+
+def row(n: int, name: str = "Ann", modified: str = "11/02/2026 09:00:00") -> str:
+    return f"C{n},K{n:03d},c{n}@example.com,{name},Lee,,,,,,US,en-US,11/01/2026 09:00:00,{modified}"
+
+
+def staged(tmp_path: Path, rows: list[str], name: str) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def delta(con: duckdb.DuckDBPyConnection, source: Path, out: Path) -> tuple[int, int, list[str]]:
+    result = prepare_delta(con, "contacts", source, de_fields(Contact), out, modified_column="modified_at")
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == HEADER
+    return result.rows, result.unchanged, lines[1:]
+
+
+def test_only_new_and_changed_rows_are_sent_in_key_order(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    day1 = staged(tmp_path, [row(3), row(1), row(2)], "day1.csv")
+    assert delta(con, day1, tmp_path / "d1.csv")[:2] == (3, 0)
+    assert (tmp_path / "d1.csv").read_bytes() == day1.read_bytes()  # all new: the staged file as it is
+    record_delta(con, "contacts")
+
+    assert delta(con, day1, tmp_path / "again.csv") == (0, 3, [])
+    day2 = staged(
+        tmp_path,
+        [row(4), row(3, "Anne", "11/03/2026 09:00:00"), row(1), row(2, "Old", "10/01/2026 09:00:00")],
+        "day2.csv",
+    )
+    sent, unchanged, lines = delta(con, day2, tmp_path / "d2.csv")
+    # Row 2 is older than what MCE has: stale, never sent. Rows come in key order.
+    assert (sent, unchanged) == (2, 2)
+    assert [line.split(",")[1] for line in lines] == ["K003", "K004"]
+    record_delta(con, "contacts")
+    keys = con.execute("SELECT row_key, count(*) FROM row_hashes GROUP BY 1 ORDER BY 1").fetchall()
+    assert keys == [("K001", 1), ("K002", 1), ("K003", 1), ("K004", 1)]
+
+
+def test_the_same_content_gives_the_same_bytes(tmp_path: Path) -> None:
+    outs = []
+    for attempt in range(2):
+        con = duckdb.connect()
+        delta(con, staged(tmp_path, [row(n) for n in range(50)], f"base{attempt}.csv"), tmp_path / "b.csv")
+        record_delta(con, "contacts")
+        changed = [row(n, "Zed" if n % 7 == 0 else "Ann") for n in reversed(range(60))]
+        delta(con, staged(tmp_path, changed, f"next{attempt}.csv"), tmp_path / f"out{attempt}.csv")
+        outs.append((tmp_path / f"out{attempt}.csv").read_bytes())
+    assert outs[0] == outs[1]
+    assert outs[0].count(b"\n") == 1 + 8 + 10  # header, the 8 changed rows, the 10 new ones
+
+
+def test_a_keyed_table_from_an_earlier_version_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    source = staged(tmp_path, [row(1), row(2)], "s.csv")
+    delta(con, source, tmp_path / "first.csv")
+    record_delta(con, "contacts")
+    # What earlier versions made: the same rows, with a primary key.
+    con.execute(
+        "CREATE TABLE keyed (de_key VARCHAR NOT NULL, row_key VARCHAR NOT NULL, row_hash VARCHAR NOT NULL, "
+        "modified_at TIMESTAMP, PRIMARY KEY (de_key, row_key)); INSERT INTO keyed SELECT * FROM row_hashes; "
+        "DROP TABLE row_hashes; ALTER TABLE keyed RENAME TO row_hashes"
+    )
+    assert delta(con, source, tmp_path / "second.csv")[:2] == (0, 2)
+    constraints = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'row_hashes' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    assert constraints == [(0,)]
+    assert con.execute("SELECT count(*) FROM row_hashes").fetchall() == [(2,)]
