@@ -6,6 +6,7 @@ import csv
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from sshfs import SSHFileSystem
@@ -16,6 +17,7 @@ from nto_etl.mce import tracking as trk
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceValidationError
 from nto_etl.mce_local import LocalMce
+from nto_etl.warehouse.tracking import extract_files, merge_event_files, merge_events
 from nto_etl_tests.helpers import all_rows
 
 FIELDS = (
@@ -220,5 +222,13 @@ def test_extracts_land_in_export_and_match_retrieve(
 
     assert len(from_extract) > 400
     assert normal(from_extract) == normal(from_api)
+
+    # The warehouse merge reads the extract's CSVs with DuckDB: the same table as from the API frame.
+    from_files, from_frame = duckdb.connect(), duckdb.connect()
+    merged = merge_event_files(from_files, extract_files(Path(archive.path), tmp_path / "events"), "p")
+    merge_events(from_frame, from_api, "p")
+    everything = "SELECT * EXCLUDE (_partition) FROM tracking_events ORDER BY ALL"
+    assert from_files.execute(everything).fetchall() == from_frame.execute(everything).fetchall()
+    assert merged.read == merged.new == len(from_extract)
     with pytest.raises(Exception, match="not in /Export"):
         act.download_export(sftp, "never_extracted.zip", tmp_path)

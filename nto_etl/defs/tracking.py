@@ -11,7 +11,7 @@ from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, warehouse_connection
 from nto_etl.mce import activities as act
 from nto_etl.mce import tracking as trk
-from nto_etl.warehouse.tracking import merge_events
+from nto_etl.warehouse.tracking import extract_files, merge_event_files
 
 EXTRACT = dg.AssetKey(["mce", "tracking_extract"])
 FILE_TRANSFER_KEY = "NTO_Safehouse_To_Export"
@@ -64,19 +64,19 @@ def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.
 def tracking_events(
     context: dg.AssetExecutionContext, mce: MceResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    with mce_failures(), tempfile.TemporaryDirectory() as tmp, mce.sftp() as fs:
-        downloaded = act.download_export(fs, extract_name(context.partition_key), Path(tmp))
-        events = trk.read_tracking_extract(Path(downloaded.path))
-    with warehouse_connection(warehouse) as con:
-        read, new = merge_events(con, events, context.partition_key)
-        total = con.execute("SELECT count(*) FROM tracking_events").fetchone()
-    counts = events.event_type.value_counts().to_dict() if not events.empty else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        with mce_failures(), mce.sftp() as fs:
+            downloaded = act.download_export(fs, extract_name(context.partition_key), Path(tmp))
+        files = extract_files(Path(downloaded.path), Path(tmp) / "events")
+        with warehouse_connection(warehouse) as con:
+            merged = merge_event_files(con, files, context.partition_key)
+            total = con.execute("SELECT count(*) FROM tracking_events").fetchone()
     return dg.MaterializeResult(
         metadata={
-            "events_read": read,
-            "events_new": new,
+            "events_read": merged.read,
+            "events_new": merged.new,
             "dagster/row_count": int(total[0]) if total else 0,
             "sha256": downloaded.sha256,
-            **{f"read_{k}": int(v) for k, v in counts.items()},
+            **{f"read_{k}": v for k, v in merged.by_type.items()},
         }
     )

@@ -1,0 +1,100 @@
+"""Merging tracking event files into DuckDB: idempotent, deduplicated, all or nothing on bad events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from nto_etl.warehouse.tracking import EventFile, EventFileError, merge_event_files, merge_events
+
+HEADER = "send_id,subscriber_key,event_type,event_date,url,bounce_category,smtp_code,batch_id"
+EVENTS = [
+    "9001,K1,Sent,2026-11-01 08:00:00,,,,1",
+    "9001,K1,Open,2026-11-01 09:15:00,,,,1",
+    "9001,K1,Click,2026-11-01 09:16:00,https://nto.example/a?x=1,,,1",
+    "9001,K1,Click,2026-11-01 09:16:00,https://nto.example/b,,,1",
+    "9001,K2,HardBounce,2026-11-01 08:00:05,,Hard bounce,550,1",
+    "9001,K3,Unsubscribe,2026-11-01 10:00:00,,,,1",
+]
+
+
+def events_file(tmp_path: Path, rows: list[str], name: str = "events.csv") -> EventFile:
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return EventFile(path)
+
+
+def table(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "SELECT send_id, subscriber_key, event_type, event_date, url, bounce_category, smtp_code, batch_id "
+        "FROM tracking_events ORDER BY ALL"
+    ).fetchall()
+
+
+def test_merging_again_and_overlapping_files_insert_nothing_twice(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    first = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
+    assert (first.read, first.new) == (6, 6)
+    assert first.by_type == {"Click": 2, "HardBounce": 1, "Open": 1, "Sent": 1, "Unsubscribe": 1}
+    again = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
+    assert (again.read, again.new) == (6, 0)
+    late = "9001,K4,Open,2026-11-01 23:59:59,,,,1"
+    overlap = events_file(tmp_path, [*EVENTS[3:], late, late], name="next_window.csv")
+    merged = merge_event_files(con, [overlap], "2026-11-02")
+    assert (merged.read, merged.new) == (5, 1)
+    assert len(table(con)) == 7
+
+
+def test_files_and_frames_give_the_same_table(tmp_path: Path) -> None:
+    from_files, from_frame = duckdb.connect(), duckdb.connect()
+    merge_event_files(from_files, [events_file(tmp_path, EVENTS)], "p")
+    frame = pd.read_csv(tmp_path / "events.csv", dtype=str, keep_default_na=False)
+    merge_events(from_frame, frame, "p")
+    assert table(from_files) == table(from_frame)
+    assert len(table(from_files)) == 6
+
+
+def test_the_mce_extract_layout_is_read_by_name_and_date_format(tmp_path: Path) -> None:
+    sent = tmp_path / "Sent.csv"
+    sent.write_text(
+        "SubscriberKey,SendID,EventDate,EventType,BatchID\nK1,9001,11/1/2026 8:00:00 AM,Sent,1\n"
+        "K2,9001,11/1/2026 1:05:09 PM,Sent,1\n",
+        encoding="utf-8",
+    )
+    from nto_etl.mce.tracking import RENAMES
+    from nto_etl.warehouse.tracking import MCE_EXTRACT_DATES
+
+    con = duckdb.connect()
+    merge_event_files(con, [EventFile(sent, RENAMES, MCE_EXTRACT_DATES)], "p")
+    assert [(r[1], str(r[3]), r[4]) for r in table(con)] == [
+        ("K1", "2026-11-01 08:00:00", None),
+        ("K2", "2026-11-01 13:05:09", None),
+    ]
+
+
+def test_rows_the_screen_refuses_but_the_contract_accepts_are_merged(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    odd = ["+9002,K9,Open,2026-11-01T07:00:00.000000001,,,,007"]
+    result = merge_event_files(con, [events_file(tmp_path, EVENTS + odd)], "p")
+    assert (result.read, result.new) == (7, 7)
+    assert (9002, "K9", 7) in [(r[0], r[1], r[7]) for r in table(con)]
+
+
+def test_one_bad_event_fails_the_merge_and_keeps_nothing(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS[:2], name="before.csv")], "p")
+    bad = [*EVENTS, "9001,K5,Forward,2026-11-01 10:00:00,,,,1", "x,K6,Open,2026-11-01 10:00:00,,,,1"]
+    good = events_file(tmp_path, EVENTS[2:], name="good.csv")
+    with pytest.raises(EventFileError) as info:
+        merge_event_files(con, [good, events_file(tmp_path, bad, name="bad.csv")], "p")
+    message = str(info.value)
+    assert "bad.csv" in message and "2 invalid events" in message
+    assert "row 7: event_type: isin" in message and "'Forward'" in message
+    assert "row 8: send_id: coerce_dtype('Int64')" in message
+    assert len(table(con)) == 2  # the good file of the same merge was not kept either
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_\\_%' ESCAPE '\\'"
+    ).fetchall() == [(0,)]
