@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint dev bench reliability clean
+.PHONY: install openssh demo test lint dev bench reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# OpenSSH's sftp client: large transfers go through it when installed (nto_etl/openssh.py), and
+# the tests and benchmarks use it. Installed with apt when missing and allowed.
+openssh:
+	@command -v sftp >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null; } || \
+	  { echo "OpenSSH's sftp client is missing (Debian: apt-get install openssh-client)"; exit 1; }
+
 demo: $(STAMP)
 	$(BIN)/nto-etl demo
 
-test: $(STAMP)
+test: $(STAMP) openssh
 	$(BIN)/python -m pytest
 
 # The Dagster UI against a local MCE (started in the background, state in .state/mce).
@@ -30,7 +37,7 @@ dev: $(STAMP)
 	  trap 'kill $$!' EXIT; sleep 3; DAGSTER_HOME=$(CURDIR)/.state/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 # Benchmarks (not part of the test suite): about half an hour on two cores; writes docs/PERFORMANCE.md.
-bench: $(STAMP)
+bench: $(STAMP) openssh
 	$(BIN)/python -m benchmarks.run
 
 # Fault drills, a fault soak and the bad-input corpus; writes docs/RELIABILITY.md.

@@ -22,6 +22,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 from sshfs import SSHFileSystem
 
+from nto_etl import openssh
 from nto_etl.mce.errors import MceAuthenticationError, MceConfigurationError, MceUnreachableError
 from nto_etl.secrets import Secret
 
@@ -88,11 +89,20 @@ class SftpSettings:
         return options
 
 
-def open_sftp(settings: SftpSettings) -> SSHFileSystem:
+class MceSftp(SSHFileSystem):
+    """sshfs that remembers its settings, so `upload_atomic` and `download` can hand large files
+    to OpenSSH's sftp client (about three times faster, see nto_etl.openssh)."""
+
+    settings: SftpSettings | None = None
+
+
+def open_sftp(settings: SftpSettings) -> MceSftp:
     """A fresh, connected sshfs filesystem for this run (fsspec's instance cache is skipped)."""
     where = f"{settings.username}@{settings.host}:{settings.port}"
     try:
-        return SSHFileSystem(settings.host, skip_instance_cache=True, **settings.connect_options())
+        fs = MceSftp(settings.host, skip_instance_cache=True, **settings.connect_options())
+        fs.settings = settings
+        return fs
     except asyncssh.HostKeyNotVerifiable as exc:
         raise MceAuthenticationError(
             f"SFTP host key of {settings.host}:{settings.port} is not the one in known_hosts "
@@ -110,7 +120,7 @@ def open_sftp(settings: SftpSettings) -> SSHFileSystem:
 
 
 @contextmanager
-def sftp_session(settings: SftpSettings) -> Iterator[SSHFileSystem]:
+def sftp_session(settings: SftpSettings) -> Iterator[MceSftp]:
     """An SFTP connection closed on exit: MCE allows ten at a time, so none may linger until GC."""
     fs = open_sftp(settings)
     try:
@@ -161,6 +171,16 @@ def upload_atomic(fs: AbstractFileSystem, local_path: Path | str, remote_path: s
     part = remote_path + ".part"
     size, digest = Path(local_path).stat().st_size, sha256_file(local_path)
     try:
+        if (settings := _openssh_settings(fs, size)) is not None:
+            openssh.run_batch(
+                settings,
+                [
+                    f"put {openssh.quote(str(local_path))} {openssh.quote(part)}",
+                    f"-rm {openssh.quote(remote_path)}",  # '-': no error when there is none
+                    f"rename {openssh.quote(part)} {openssh.quote(remote_path)}",
+                ],
+            )
+            return Transferred(remote_path, size, digest)
         fs.put_file(str(local_path), part, block_size=SFTP_BLOCK)
         if fs.exists(remote_path):
             fs.rm(remote_path)
@@ -180,12 +200,23 @@ def download(fs: AbstractFileSystem, remote_path: str, local_path: Path | str) -
     local.parent.mkdir(parents=True, exist_ok=True)
     part = local.with_name(local.name + ".part")
     try:
-        fs.get_file(remote_path, str(part), block_size=SFTP_BLOCK)
+        if (settings := _openssh_settings(fs, int(fs.size(remote_path)))) is not None:
+            openssh.run_batch(settings, [f"get {openssh.quote(remote_path)} {openssh.quote(str(part))}"])
+        else:
+            fs.get_file(remote_path, str(part), block_size=SFTP_BLOCK)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     part.replace(local)
     return Transferred(str(local), local.stat().st_size, sha256_file(local))
+
+
+def _openssh_settings(fs: AbstractFileSystem, size: int) -> SftpSettings | None:
+    """The settings to hand this transfer to OpenSSH with, or None to use asyncssh."""
+    settings = getattr(fs, "settings", None)
+    if settings is None or size < openssh.MIN_BYTES or openssh.available() is None:
+        return None
+    return settings if isinstance(settings, SftpSettings) else None
 
 
 def list_files(fs: AbstractFileSystem, folder: str) -> list[RemoteFile]:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
 from sshfs import SSHFileSystem
 
-from nto_etl import transfer
+from nto_etl import openssh, transfer
 from nto_etl.mce.errors import MceAuthenticationError, MceUnreachableError
 from nto_etl.mce.settings import MceSettings
 from nto_etl.mce_local import LocalMce
@@ -97,3 +100,114 @@ def test_key_login(local_mce: LocalMce, settings: tuple[MceSettings, SftpSetting
 def test_unreachable_sftp(settings: tuple[MceSettings, SftpSettings]) -> None:
     with pytest.raises(MceUnreachableError, match="cannot reach SFTP"):
         transfer.open_sftp(replace(settings[1], port=9))
+
+
+# -- large files through OpenSSH's sftp client ------------------------------------------------------
+@pytest.fixture
+def sftp_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    """Every sftp command the transfers ran (the real client still runs), with its environment."""
+    runs: list[tuple[list[str], dict[str, str]]] = []
+    real = subprocess.run
+
+    def spy(command: list[str], *args: Any, **kwargs: Any) -> Any:
+        runs.append((list(command), dict(kwargs.get("env") or {})))
+        return real(command, *args, **kwargs)
+
+    monkeypatch.setattr(openssh.subprocess, "run", spy)
+    return runs
+
+
+def big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(openssh.MIN_BYTES + 12345))
+    return path
+
+
+def test_large_files_go_through_openssh_when_it_is_installed(
+    settings: tuple[MceSettings, SftpSettings],
+    tmp_path: Path,
+    sftp_runs: list[tuple[list[str], dict[str, str]]],
+) -> None:
+    local = big_file(tmp_path)
+    with transfer.sftp_session(settings[1]) as fs:
+        up = transfer.upload_atomic(fs, local, "/Import/large file.bin")
+        names = [f.path for f in transfer.list_files(fs, "/Import")]
+        down = transfer.download(fs, "/Import/large file.bin", tmp_path / "back.bin")
+        small = tmp_path / "small.csv"
+        small.write_bytes(b"a,b\n1,2\n")
+        transfer.upload_atomic(fs, small, "/Import/small.csv")
+    assert up.sha256 == down.sha256 == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert "/Import/large file.bin" in names and not any(n.endswith(".part") for n in names)
+    assert openssh.available(), "make test installs OpenSSH's client (Debian: openssh-client)"
+    assert len(sftp_runs) == 2  # the large upload and download; the small file went through asyncssh
+    password = settings[1].password.reveal()
+    for command, env in sftp_runs:
+        assert password not in " ".join(command)
+        assert "StrictHostKeyChecking=yes" in command
+        assert env[openssh.ASKPASS_VARIABLE] == password  # only in the child's environment
+
+
+def test_openssh_can_be_switched_off(
+    settings: tuple[MceSettings, SftpSettings],
+    tmp_path: Path,
+    sftp_runs: list[tuple[list[str], dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(openssh.ENABLE_VARIABLE, "false")
+    local = big_file(tmp_path)
+    with transfer.sftp_session(settings[1]) as fs:
+        up = transfer.upload_atomic(fs, local, "/Import/asyncssh.bin")
+    assert up.sha256 == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert sftp_runs == []
+
+
+def test_openssh_logs_in_with_a_key_file(
+    local_mce: LocalMce, settings: tuple[MceSettings, SftpSettings], tmp_path: Path
+) -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "id_ed25519"
+    key.write_private_key(str(key_file))
+    key_file.chmod(0o600)
+    authorized = Path(local_mce.info.state_dir) / "authorized_keys"
+    authorized.write_bytes(key.export_public_key())
+    try:
+        with transfer.sftp_session(replace(settings[1], password=Secret(""), key_file=str(key_file))) as fs:
+            local = big_file(tmp_path)
+            up = transfer.upload_atomic(fs, local, "/Import/by_key.bin")
+            assert fs.size("/Import/by_key.bin") == up.size
+    finally:
+        authorized.unlink()
+
+
+def test_openssh_refuses_a_changed_host_key_and_a_wrong_password(
+    settings: tuple[MceSettings, SftpSettings], tmp_path: Path
+) -> None:
+    assert openssh.available(), "make test installs OpenSSH's client (Debian: openssh-client)"
+    other = tmp_path / "known_hosts"
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    good = settings[1]
+    other.write_text(f"[{good.host}]:{good.port} {key.export_public_key().decode()}")
+    local = big_file(tmp_path)
+    with transfer.sftp_session(good) as fs:
+        fs.settings = replace(good, known_hosts=str(other))
+        with pytest.raises(MceAuthenticationError, match=r"host key .* is not the one in known_hosts"):
+            transfer.upload_atomic(fs, local, "/Import/never.bin")
+        fs.settings = replace(good, password=Secret("wrong-password-123"))
+        with pytest.raises(MceAuthenticationError, match="SFTP login refused") as info:
+            transfer.upload_atomic(fs, local, "/Import/never.bin")
+        assert "wrong-password-123" not in str(info.value)
+        assert not fs.exists("/Import/never.bin") and not fs.exists("/Import/never.bin.part")
+
+
+def test_a_connection_dropped_mid_upload_leaves_nothing_and_the_retry_succeeds(
+    local_mce: LocalMce, settings: tuple[MceSettings, SftpSettings], tmp_path: Path
+) -> None:
+    local = big_file(tmp_path)
+    local_mce.sftp_faults.drop_after_bytes, local_mce.sftp_faults.drops_remaining = 2 * 1024 * 1024, 1
+    with transfer.sftp_session(settings[1]) as fs:
+        with pytest.raises(OSError, match="sftp to .* failed"):
+            transfer.upload_atomic(fs, local, "/Import/dropped.bin")
+        assert not fs.exists("/Import/dropped.bin") and not fs.exists("/Import/dropped.bin.part")
+        up = transfer.upload_atomic(fs, local, "/Import/dropped.bin")
+        assert fs.size("/Import/dropped.bin") == up.size == local.stat().st_size
+    assert local_mce.sftp_faults.drops == 1
