@@ -25,7 +25,10 @@ TARGETS = {
     "sync": ("daily sync of a 1M export with ~1% changed, vs scenario 1's baseline", "<= 3.0x"),
     "tracking": ("10M tracking events merged into DuckDB vs a raw DuckDB COPY of the same file", "<= 1.5x"),
     "retrieve": ("parsing a 2,500-row Retrieve page: lxml fast path vs zeep objects", ">= 10x faster"),
-    "sftp": ("100 MB up and down through sshfs vs OpenSSH's sftp, same server", ">= 0.8x throughput"),
+    "sftp": (
+        "100 MB up and down through nto_etl.transfer vs OpenSSH's sftp, same server",
+        ">= 0.8x throughput",
+    ),
     "memory": ("10M-row CRM export staged and imported: peak RSS", "<= 1.5 GB"),
     "rowwise": ("100k rows: import path vs individual SOAP upserts", ">= 50x faster"),
 }

@@ -275,8 +275,8 @@ def _stage_screened(
         for f in fields
     )
     con.execute(
-        f"CREATE TEMP TABLE failing AS SELECT {as_read}, __row, {_line_of('f')} AS __line "
-        "FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f"
+        f"CREATE TEMP TABLE failing AS SELECT {as_read}, f.__row, {LINE} AS __line "
+        f"FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
     )
     after, page = 0, max(1, block_bytes // 256)
     while not (
@@ -293,11 +293,10 @@ def _stage_screened(
     return _scalar(con, "SELECT count(*) FROM screened")
 
 
-def _line_of(alias: str) -> str:
-    """SQL of the line a record starts on, from its row number and the line breaks inside earlier rows."""
-    return (
-        f"{alias}.__row + 1 + coalesce((SELECT max(n.upto) FROM newlines n WHERE n.__row < {alias}.__row), 0)"
-    )
+# The line a record `f` starts on: its row number, plus one for the header, plus the line
+# breaks inside the values of the rows before it (the last `newlines` entry before it).
+LINES_BEFORE = "ASOF LEFT JOIN newlines n ON f.__row > n.__row"
+LINE = "f.__row + 1 + coalesce(n.upto, 0)"
 
 
 def _size(source: str, options: dict[str, Any]) -> int:
@@ -702,9 +701,9 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], mo
     if superseded:
         keys = " || '|' || ".join(f"CAST({ident(k)} AS VARCHAR)" for k in key)
         con.execute(
-            f"INSERT INTO rejects SELECT __row, coalesce(__line, {_line_of('ranked')}), "
+            f"INSERT INTO rejects SELECT f.__row, coalesce(f.__line, {LINE}), "
             f"'{'|'.join(key)}', 'duplicate_key', {keys} || ' (kept row ' || __winner || ')' "
-            "FROM ranked WHERE __rank > 1"
+            f"FROM (SELECT * FROM ranked WHERE __rank > 1) f {LINES_BEFORE}"
         )
         losers = "(SELECT __row FROM ranked WHERE __rank > 1)"
         con.execute(f"UPDATE screened SET __ok = false WHERE rowid + 1 IN {losers}")
