@@ -58,14 +58,15 @@ def run_scenario(name: str, scale: float, work: Path) -> dict:
     return json.loads(lines[-1])
 
 
-def report(results: list[dict], scale: float, command: str, elapsed: float) -> str:
+def report(results: list[dict], scale: float, command: str) -> str:
     lines = [
         "# Performance",
         "",
-        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({platform.machine()}, "
-        f"{os.cpu_count()} cores, {elapsed:.0f} s, scale {scale:g}: 1.0 means the sizes of the targets). Each scenario ran "
-        "in its own process against a local MCE on loopback; each ratio is to a baseline measured in the same process "
-        "run, minutes apart at most.",
+        f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({platform.machine()}, "
+        f"{os.cpu_count()} cores, scale {scale:g}: 1.0 means the sizes of the targets), from the latest result of each "
+        "scenario in `.state/bench/results.jsonl` (`make bench` runs them all; `--only` re-runs some; each note says "
+        "when its scenario ran). Each scenario ran in its own process against a local MCE on loopback; each ratio is "
+        "to a baseline measured in the same process, minutes apart at most.",
         "",
         "| scenario | what | rows | time (s) | rows/s | baseline (s) | ratio | target | met | peak RSS (MB) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -84,7 +85,8 @@ def report(results: list[dict], scale: float, command: str, elapsed: float) -> s
     lines += ["", "## Notes per scenario", ""]
     for r in results:
         if r.get("notes"):
-            lines += [f"- **{r['name']}**: {r['notes']}"]
+            when = f" (measured {r['measured']}.)" if r.get("measured") else ""
+            lines += [f"- **{r['name']}**: {r['notes']}{when}"]
     return "\n".join(lines) + "\n"
 
 
@@ -106,7 +108,11 @@ def main() -> None:
     started = time.monotonic()
     for name in names:
         print(f"running {name} ...", flush=True)
-        result = {**run_scenario(name, args.scale, work), "scale": args.scale}
+        result = {
+            **run_scenario(name, args.scale, work),
+            "scale": args.scale,
+            "measured": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        }
         print(json.dumps(result), flush=True)
         with history.open("a") as handle:
             handle.write(json.dumps(result) + "\n")
@@ -118,7 +124,8 @@ def main() -> None:
     results = [latest[n] for n in SCENARIOS if n in latest]
     command = "make bench" if args.scale == 1.0 else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report(results, args.scale, command, time.monotonic() - started))
+    Path(args.out).write_text(report(results, args.scale, command))
+    print(f"{time.monotonic() - started:.0f} s")
     print(f"wrote {args.out}")
 
 

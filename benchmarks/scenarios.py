@@ -10,7 +10,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import duckdb
 
 from nto_etl import openssh, transfer
+from nto_etl import sync as sync_module
 from nto_etl.config import default_config
 from nto_etl.connections import local_settings
 from nto_etl.contracts import Contact
@@ -28,6 +30,7 @@ from nto_etl.mce.client import MceClient, parse_retrieve_page
 from nto_etl.mce_local import LocalMce
 from nto_etl.staging import stage_export
 from nto_etl.sync import sync_partition
+from nto_etl.warehouse import connection as warehouse
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -50,6 +53,37 @@ def duckdb_copy_baseline(source: Path, work: Path) -> float:
             )
         )
     return seconds
+
+
+@contextmanager
+def phase_timers() -> Iterator[dict[str, float]]:
+    """Time the sync's phases by wrapping the functions sync_partition calls (benchmark only)."""
+    phases: dict[str, float] = {}
+    wrapped = [
+        (sync_module, "prepare_delta", "delta"),
+        (sync_module.transfer, "upload_atomic", "upload"),
+        (sync_module.imports, "wait_for_import", "waiting for the import"),
+    ]
+    originals = [getattr(owner, attr) for owner, attr, _ in wrapped]
+
+    def timer(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+        return run
+
+    for (owner, attr, name), original in zip(wrapped, originals, strict=True):
+        setattr(owner, attr, timer(original, name))
+        phases[name] = 0.0
+    try:
+        yield phases
+    finally:
+        for (owner, attr, _), original in zip(wrapped, originals, strict=True):
+            setattr(owner, attr, original)
 
 
 def contacts(work: Path, rows: int, days: int = 1) -> list[Path]:
@@ -88,7 +122,7 @@ def scenario_sync(scale: float, work: Path) -> dict[str, Any]:
     first, second = contacts(work, int(1_000_000 * scale), days=2)
     baseline = duckdb_copy_baseline(first, work)
     export = default_config().export("contacts")
-    with LocalMce(work / "mce") as mce, duckdb.connect(str(work / "warehouse.duckdb")) as con:
+    with LocalMce(work / "mce") as mce, warehouse.connect(work / "warehouse.duckdb") as con:
         client = MceClient(local_settings(mce.info)[0])
         with transfer.sftp_session(local_settings(mce.info)[1]) as fs:
             staged = stage_export(str(first), Contact, work / "staged")
@@ -115,8 +149,10 @@ def scenario_sync(scale: float, work: Path) -> dict[str, Any]:
                     client, fs, con, export, staged_two.staged_path, "2026-11-02", work / "up"
                 )
 
-            seconds, outcome = timed(day_two)
+            with phase_timers() as phases:
+                seconds, outcome = timed(day_two)
     ratio = seconds / baseline
+    ours = seconds - phases["waiting for the import"]
     return {
         "rows": outcome.rows_staged,
         "seconds": seconds,
@@ -126,8 +162,18 @@ def scenario_sync(scale: float, work: Path) -> dict[str, Any]:
         "met": ratio <= 3.0,
         "notes": f"day 1 imported {full.rows_uploaded:,} rows ({full.bytes_uploaded / 1e6:.1f} MB); day 2's full export "
         f"of {outcome.rows_staged:,} rows uploaded only its {outcome.rows_uploaded:,} changed rows "
-        f"({outcome.bytes_uploaded / 1e6:.2f} MB). Timed: staging day 2 ({staging_seconds:.1f} s), then the delta, "
-        f"upload, import and ledger ({seconds - staging_seconds:.1f} s).",
+        f"({outcome.bytes_uploaded / 1e6:.2f} MB). Timed: staging day 2 {staging_seconds:.1f} s, "
+        + ", ".join(f"{name} {spent:.1f} s" for name, spent in phases.items())
+        + f", the rest (DE check, ledger) {seconds - staging_seconds - sum(phases.values()):.1f} s. Without the wait "
+        f"for the local MCE's import (it upserts into a DE of 1M rows), the pipeline's own time is {ours:.1f} s, "
+        f"{ours / baseline:.2f}x. "
+        + (
+            ""
+            if ratio <= 3.0
+            else "Why the target is missed: staging the full export (see stage) and hashing every staged row for "
+            "the delta (MD5 of the row's text, so a change is found whatever column it is in) each cost about "
+            "as much as the baseline itself."
+        ),
     }
 
 
@@ -149,7 +195,7 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
         baseline, _ = timed(lambda: con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv('{events}')"))
 
     def merge() -> int:
-        with duckdb.connect(str(work / "warehouse.duckdb")) as con:
+        with warehouse.connect(work / "warehouse.duckdb") as con:
             return merge_event_files(con, [EventFile(events)], "2026-11-01").new
 
     seconds, inserted = timed(merge)
@@ -163,9 +209,20 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
         "ratio_text": f"{ratio:.1f}x",
         "met": ratio <= 1.5,
         "notes": f"{inserted:,} events inserted; merging the same file again took {again:.1f} s ({again / baseline:.1f}x) "
-        f"and inserted {reinserted:,}. DuckDB reads the file, screens every row with the TrackingEvent "
-        "contract's rules as SQL (pandera judges only the rows the screen does not pass), and inserts the "
-        "events not already there (an anti-join on the natural key), in one transaction.",
+        f"and inserted {reinserted:,}. DuckDB reads the file into a temporary table while screening every row "
+        "with the TrackingEvent contract's rules as SQL (pandera judges only the rows the screen does not pass), "
+        "checks that no natural key repeats (distinct key hashes; the exact de-duplication runs only if one "
+        "might), and inserts the events not already there (an anti-join on the natural key) in one transaction. "
+        f"The warehouse runs with the pipeline's DuckDB memory limit ({warehouse.warehouse_config()['memory_limit']}, "
+        "spilling beyond), the baseline without one. "
+        + (
+            ""
+            if ratio <= 1.5
+            else "Why the target is missed: the screen and the temporary table (needed to find and judge refused "
+            "rows before anything is inserted) cost about as much as the baseline's read and write; "
+            "the anti-join against the events already there is the rest. What would close it: inserting straight "
+            "from the file and reading refused rows in a second, narrow pass."
+        ),
     }
 
 
@@ -234,8 +291,14 @@ def scenario_sftp(scale: float, work: Path) -> dict[str, Any]:
         (Path(mce.info.state_dir) / "authorized_keys").write_bytes(key.export_public_key())
         _, settings = local_settings(mce.info)
         with transfer.sftp_session(settings) as fs:
-            up, _ = timed(lambda: transfer.upload_atomic(fs, payload, "/Import/ours.bin"))
-            down, _ = timed(lambda: transfer.download(fs, "/Import/ours.bin", work / "ours_back.bin"))
+            # Best of three for ours and for OpenSSH alike: single transfers on loopback vary by 30%.
+            up = min(
+                timed(lambda: transfer.upload_atomic(fs, payload, "/Import/ours.bin"))[0] for _ in range(3)
+            )
+            down = min(
+                timed(lambda: transfer.download(fs, "/Import/ours.bin", work / "ours_back.bin"))[0]
+                for _ in range(3)
+            )
             # The asyncssh path alone, for the record (what runs when OpenSSH is not installed).
             os.environ[openssh.ENABLE_VARIABLE] = "false"
             try:
@@ -278,8 +341,10 @@ def scenario_sftp(scale: float, work: Path) -> dict[str, Any]:
             )
             return seconds
 
-        ssh_up = openssh_sftp(f"put {payload} /Import/openssh.bin\n")
-        ssh_down = openssh_sftp(f"get /Import/openssh.bin {work / 'openssh_back.bin'}\n")
+        ssh_up = min(openssh_sftp(f"put {payload} /Import/openssh.bin\n") for _ in range(3))
+        ssh_down = min(
+            openssh_sftp(f"get /Import/openssh.bin {work / 'openssh_back.bin'}\n") for _ in range(3)
+        )
     mb = size / 1e6
     up_ratio, down_ratio = ssh_up / up, ssh_down / down
     return {
@@ -289,7 +354,7 @@ def scenario_sftp(scale: float, work: Path) -> dict[str, Any]:
         "ratio": min(up_ratio, down_ratio),
         "ratio_text": f"up {up_ratio:.2f}x, down {down_ratio:.2f}x",
         "met": min(up_ratio, down_ratio) >= 0.8,
-        "notes": f"{mb:.0f} MB: ours up {mb / up:.0f} MB/s, down {mb / down:.0f} MB/s; OpenSSH sftp up "
+        "notes": f"{mb:.0f} MB, best of three each: ours up {mb / up:.0f} MB/s, down {mb / down:.0f} MB/s; OpenSSH sftp up "
         f"{mb / ssh_up:.0f} MB/s, down {mb / ssh_down:.0f} MB/s. Ours hands files of 8 MiB and more to OpenSSH's "
         "sftp client when it is installed (nto_etl/openssh.py: same settings, host key checked, password through "
         "SSH_ASKPASS) and adds the atomic rename and the SHA-256 of the file, which the baseline does not do. "
@@ -320,8 +385,7 @@ def scenario_memory(scale: float, work: Path) -> dict[str, Any]:
             nonlocal staging_peak
             staged = stage_export(str(source), Contact, work / "staged")
             staging_peak = peak_rss_mb()
-            with transfer.sftp_session(sftp_settings) as fs, duckdb.connect(str(work / "w.duckdb")) as con:
-                con.execute("SET memory_limit = '1GB'")
+            with transfer.sftp_session(sftp_settings) as fs, warehouse.connect(work / "w.duckdb") as con:
                 return sync_partition(
                     client, fs, con, export, staged.staged_path, "2026-11-01", work / "up", timeout=7200
                 )

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from nto_etl.mce.fields import DEField
-from nto_etl.sql import ident, literal
+from nto_etl.sql import ident, literal, transaction
 from nto_etl.staging import STAGED_DATE_FORMAT
 
 # No primary key: DuckDB keeps a key's index in memory, which for tens of millions of rows is
@@ -126,11 +126,10 @@ def ensure_row_hashes(con: duckdb.DuckDBPyConnection) -> None:
         "AND constraint_type = 'PRIMARY KEY'"
     ).fetchall()
     if keyed[0][0]:
-        con.execute("BEGIN TRANSACTION")
-        con.execute("CREATE TABLE row_hashes_unkeyed AS SELECT * FROM row_hashes")
-        con.execute("DROP TABLE row_hashes")
-        con.execute("ALTER TABLE row_hashes_unkeyed RENAME TO row_hashes")
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute("CREATE TABLE row_hashes_unkeyed AS SELECT * FROM row_hashes")
+            con.execute("DROP TABLE row_hashes")
+            con.execute("ALTER TABLE row_hashes_unkeyed RENAME TO row_hashes")
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

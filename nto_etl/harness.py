@@ -15,6 +15,7 @@ from nto_etl.defs import resources as resource_module
 from nto_etl.defs.resources import MceResource, PipelineStorage
 from nto_etl.mce.client import MceClient
 from nto_etl.mce_local import LocalMce
+from nto_etl.warehouse.connection import warehouse_config
 
 
 class LocalPipeline:
@@ -36,7 +37,9 @@ class LocalPipeline:
                 crm_inbound_url=str(root / "inbound"),
                 work_dir=str(root / "work"),
             ),
-            "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+            "warehouse": DuckDBResource(
+                database=str(root / "warehouse.duckdb"), connection_config=warehouse_config()
+            ),
         }
         self.definitions = defs()
         self.assets = runner.assets_of(self.definitions)

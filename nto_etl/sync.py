@@ -30,6 +30,7 @@ from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceError
 from nto_etl.schema_sync import ensure_data_extension
+from nto_etl.sql import transaction
 
 log = logging.getLogger(__name__)
 IMPORT_FOLDER = "/Import"
@@ -144,20 +145,11 @@ def sync_partition(
         if result.status == "Completed" and result.errors == 0:
             record_delta(con, export.de_key)
 
-    with_transaction(con, close)
+    with transaction(con):
+        close()
     imports.check_import(result, allow_errors=True)
     return SyncOutcome(export.de_key, status, schema, rows_staged, delta.rows, uploaded, sha, task_id, result)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def with_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], object]) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        work()
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")

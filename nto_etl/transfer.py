@@ -11,6 +11,7 @@ import hashlib
 import os
 import posixpath
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,18 +170,21 @@ def upload_atomic(fs: AbstractFileSystem, local_path: Path | str, remote_path: s
     several times faster than writing through a file object over a high-latency link.
     """
     part = remote_path + ".part"
-    size, digest = Path(local_path).stat().st_size, sha256_file(local_path)
+    size = Path(local_path).stat().st_size
     try:
         if (settings := _openssh_settings(fs, size)) is not None:
-            openssh.run_batch(
-                settings,
-                [
-                    f"put {openssh.quote(str(local_path))} {openssh.quote(part)}",
-                    f"-rm {openssh.quote(remote_path)}",  # '-': no error when there is none
-                    f"rename {openssh.quote(part)} {openssh.quote(remote_path)}",
-                ],
-            )
-            return Transferred(remote_path, size, digest)
+            with ThreadPoolExecutor(1) as pool:  # hash while OpenSSH sends (hashlib releases the GIL)
+                digest_future = pool.submit(sha256_file, local_path)
+                openssh.run_batch(
+                    settings,
+                    [
+                        f"put {openssh.quote(str(local_path))} {openssh.quote(part)}",
+                        f"-rm {openssh.quote(remote_path)}",  # '-': no error when there is none
+                        f"rename {openssh.quote(part)} {openssh.quote(remote_path)}",
+                    ],
+                )
+                return Transferred(remote_path, size, digest_future.result())
+        digest = sha256_file(local_path)
         fs.put_file(str(local_path), part, block_size=SFTP_BLOCK)
         if fs.exists(remote_path):
             fs.rm(remote_path)

@@ -25,6 +25,7 @@ from nto_etl.mce.client import MceClient
 from nto_etl.mce.settings import MceSettings
 from nto_etl.secrets import Secret
 from nto_etl.transfer import SftpSettings
+from nto_etl.warehouse.connection import warehouse_config
 
 DEFAULT_LOCAL_INFO = ".state/mce-local.json"
 STATUS_TTL_SECONDS = 60.0  # MCE asks for GetSystemStatus no more than once a minute
@@ -192,7 +193,10 @@ def warehouse_connection(warehouse: DuckDBResource) -> Iterator[Any]:
 def warehouse_resource() -> DuckDBResource:
     work = os.environ.get("NTO_WORK_DIR", ".state/pipeline")
     Path(work).mkdir(parents=True, exist_ok=True)
-    return DuckDBResource(database=os.environ.get("NTO_WAREHOUSE", f"{work}/warehouse.duckdb"))
+    return DuckDBResource(
+        database=os.environ.get("NTO_WAREHOUSE", f"{work}/warehouse.duckdb"),
+        connection_config=warehouse_config(),
+    )
 
 
 @dg.definitions

@@ -11,7 +11,7 @@ import duckdb
 import pandera.pandas as pa
 
 from nto_etl.contracts import duckdb_columns
-from nto_etl.sql import ident, literal
+from nto_etl.sql import ident, literal, transaction
 from nto_etl.staging import STAGED_DATE_FORMAT
 
 
@@ -28,20 +28,15 @@ def load_staged_partition(
     types = duckdb_columns(model)
     read_types = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in types) + "}"
     select = ", ".join(_typed(c, t) for c, t in types.items())
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {ident(table)} WHERE _partition = ?", [partition])
         con.execute(
             f"INSERT INTO {ident(table)} SELECT {select}, ? FROM read_csv({literal(staged)}, header = true, "
             f"columns = {read_types}, quote = '\"', escape = '\"', auto_detect = false)",
             [partition],
         )
-        row = con.execute(f"SELECT count(*) FROM {ident(table)} WHERE _partition = ?", [partition]).fetchone()
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-    return int(row[0]) if row else 0
+        row = con.execute(f"SELECT count(*) FROM {ident(table)} WHERE _partition = ?", [partition]).fetchall()
+    return int(row[0][0]) if row else 0
 
 
 def _typed(column: str, duck_type: str) -> str:
