@@ -1,6 +1,6 @@
 """Benchmarks against the local MCE, each reported as a ratio to a baseline measured in the same run.
 
-    python -m benchmarks.run [--scale 1.0] [--only stage,sync,...] [--out docs/PERFORMANCE.md]
+    python -m benchmarks.run [--scale 1.0] [--only stage,sync,...] [--out docs/PERFORMANCE.md] [--report-only]
 
 Each scenario runs in its own process (so its peak RSS is its own) and prints one JSON
 line; this driver collects them into a table. Absolute times on shared machines are
@@ -98,8 +98,11 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
     parser.add_argument("--work", default=".state/bench")
     parser.add_argument("--out", default="docs/PERFORMANCE.md")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the stored results"
+    )
     args = parser.parse_args()
-    names = args.only.split(",") if args.only else SCENARIOS
+    names = [] if args.report_only else args.only.split(",") if args.only else SCENARIOS
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     # Every result is kept (results.jsonl); the report shows each scenario's latest at this scale,
@@ -122,7 +125,8 @@ def main() -> None:
         if entry.get("scale", 1.0) == args.scale:
             latest[entry["name"]] = entry
     results = [latest[n] for n in SCENARIOS if n in latest]
-    command = "make bench" if args.scale == 1.0 else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
+    everything = set(names) == set(SCENARIOS) and args.scale == 1.0
+    command = "make bench" if everything else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report(results, args.scale, command))
     print(f"{time.monotonic() - started:.0f} s")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,13 @@ def contacts(work: Path, rows: int, days: int = 1) -> list[Path]:
 
 def scenario_stage(scale: float, work: Path) -> dict[str, Any]:
     [source] = contacts(work, int(1_000_000 * scale))
-    baseline = duckdb_copy_baseline(source, work)
-    seconds, result = timed(lambda: stage_export(str(source), Contact, work / "staged"))
+    # Best of three for both, alternating: a single run varies by 20% on a shared machine.
+    baselines, runs = [], []
+    for _ in range(3):
+        baselines.append(duckdb_copy_baseline(source, work))
+        runs.append(timed(lambda: stage_export(str(source), Contact, work / "staged")))
+    baseline = min(baselines)
+    seconds, result = min(runs, key=lambda run: run[0])
     ratio = seconds / baseline
     return {
         "rows": result.rows_read,
@@ -103,17 +109,18 @@ def scenario_stage(scale: float, work: Path) -> dict[str, Any]:
         "ratio": ratio,
         "ratio_text": f"{ratio:.2f}x",
         "met": ratio <= 2.0,
-        "notes": f"{result.rows_staged:,} staged, {result.rows_rejected:,} rejected, {result.duplicates_superseded:,} "
+        "notes": f"Best of three: {result.rows_staged:,} staged, {result.rows_rejected:,} rejected, {result.duplicates_superseded:,} "
         f"duplicate keys resolved; the SQL screen passed {result.rows_read - result.rows_via_pandera:,} rows, pandera "
         f"judged the other {result.rows_via_pandera:,} (engine: {result.engine}). "
         + (
             ""
             if ratio <= 2.0
-            else "Where the rest goes: DuckDB reads the file into a temporary table while screening every row "
-            "(regular expressions, lengths, date parsing: about as long again as the read), ranks the repeated "
-            "keys, and writes the staged CSV with COPY; the baseline only reads and writes. What would close it: "
-            "writing the staged file in the screening pass itself when no key repeats, and cheaper forms of the "
-            "date and pattern checks."
+            else "Where the rest goes: one pass reads the file and screens every row into a temporary table "
+            "(the 14 columns' patterns, lengths and dates cost about as much as the read itself), then the repeated "
+            "keys are ranked and COPY writes the staged file; the baseline only reads and writes. What would close "
+            "it: a single streaming pass from the file to the staged CSV, which needs the repeated keys and the rows "
+            "pandera must judge to be known before writing (today that takes a second read of the file, which "
+            "costs more than it saves), or a cheaper screen."
         ),
     }
 
@@ -191,15 +198,20 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
             CASE WHEN i % 7 IN (3, 4) THEN 'Hard bounce' END AS bounce_category,
             CASE WHEN i % 7 IN (3, 4) THEN '550' END AS smtp_code, 1 AS batch_id
             FROM range({rows}) t(i)) TO '{events}' (HEADER)""")
-    with duckdb.connect(str(work / "raw.duckdb")) as con:
-        baseline, _ = timed(lambda: con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv('{events}')"))
 
-    def merge() -> int:
-        with warehouse.connect(work / "warehouse.duckdb") as con:
+    def copy(attempt: int) -> float:
+        with duckdb.connect(str(work / f"raw{attempt}.duckdb")) as con:
+            return timed(lambda: con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv('{events}')"))[0]
+
+    def merge(attempt: int) -> int:
+        with warehouse.connect(work / f"warehouse{attempt}.duckdb") as con:
             return merge_event_files(con, [EventFile(events)], "2026-11-01").new
 
-    seconds, inserted = timed(merge)
-    again, reinserted = timed(merge)
+    # Best of two for both, each into a new database file; then the same file merged again.
+    baseline = min(copy(attempt) for attempt in range(2))
+    merges = [timed(partial(merge, attempt)) for attempt in range(2)]
+    seconds, inserted = min(merges, key=lambda run: run[0])
+    again, reinserted = timed(lambda: merge(1))
     ratio = seconds / baseline
     return {
         "rows": rows,
@@ -208,7 +220,7 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
         "ratio": ratio,
         "ratio_text": f"{ratio:.1f}x",
         "met": ratio <= 1.5,
-        "notes": f"{inserted:,} events inserted; merging the same file again took {again:.1f} s ({again / baseline:.1f}x) "
+        "notes": f"Best of two: {inserted:,} events inserted; merging the same file again took {again:.1f} s ({again / baseline:.1f}x) "
         f"and inserted {reinserted:,}. DuckDB reads the file into a temporary table while screening every row "
         "with the TrackingEvent contract's rules as SQL (pandera judges only the rows the screen does not pass), "
         "checks that no natural key repeats (distinct key hashes; the exact de-duplication runs only if one "
@@ -221,7 +233,8 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
             else "Why the target is missed: the screen and the temporary table (needed to find and judge refused "
             "rows before anything is inserted) cost about as much as the baseline's read and write; "
             "the anti-join against the events already there is the rest. What would close it: inserting straight "
-            "from the file and reading refused rows in a second, narrow pass."
+            "from the file, which needs the refused rows and any repeated keys known first (today a second read "
+            "of the file, about what it would save), or a cheaper screen."
         ),
     }
 

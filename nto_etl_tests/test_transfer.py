@@ -205,7 +205,7 @@ def test_a_connection_dropped_mid_upload_leaves_nothing_and_the_retry_succeeds(
     local = big_file(tmp_path)
     local_mce.sftp_faults.drop_after_bytes, local_mce.sftp_faults.drops_remaining = 2 * 1024 * 1024, 1
     with transfer.sftp_session(settings[1]) as fs:
-        with pytest.raises(OSError, match="sftp to .* failed"):
+        with pytest.raises(OSError, match=r"sftp to .* failed"):
             transfer.upload_atomic(fs, local, "/Import/dropped.bin")
         assert not fs.exists("/Import/dropped.bin") and not fs.exists("/Import/dropped.bin.part")
         up = transfer.upload_atomic(fs, local, "/Import/dropped.bin")
