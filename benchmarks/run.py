@@ -85,7 +85,8 @@ def report(results: list[dict], scale: float, command: str) -> str:
     lines += ["", "## Notes per scenario", ""]
     for r in results:
         if r.get("notes"):
-            when = f" (measured {r['measured']}.)" if r.get("measured") else ""
+            by = f" by `{r['command']}`" if r.get("command") else ""
+            when = f" (measured {r['measured']}{by}.)" if r.get("measured") else ""
             lines += [f"- **{r['name']}**: {r['notes']}{when}"]
     return "\n".join(lines) + "\n"
 
@@ -109,12 +110,15 @@ def main() -> None:
     # so one scenario can be re-run without re-running the others.
     history = work / "results.jsonl"
     started = time.monotonic()
+    everything = set(names) == set(SCENARIOS) and args.scale == 1.0
+    command = "make bench" if everything else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
     for name in names:
         print(f"running {name} ...", flush=True)
         result = {
             **run_scenario(name, args.scale, work),
             "scale": args.scale,
             "measured": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "command": command,
         }
         print(json.dumps(result), flush=True)
         with history.open("a") as handle:
@@ -125,8 +129,6 @@ def main() -> None:
         if entry.get("scale", 1.0) == args.scale:
             latest[entry["name"]] = entry
     results = [latest[n] for n in SCENARIOS if n in latest]
-    everything = set(names) == set(SCENARIOS) and args.scale == 1.0
-    command = "make bench" if everything else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report(results, args.scale, command))
     print(f"{time.monotonic() - started:.0f} s")
