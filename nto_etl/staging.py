@@ -35,10 +35,10 @@ import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.csv as pacsv
 
-from nto_etl.contracts.fields import TEXT_TYPES, dataset_info, de_fields
+from nto_etl.contracts.fields import dataset_info, de_fields
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
-from nto_etl.mce.fields import DEField
+from nto_etl.mce.fields import DEField, duckdb_type
 from nto_etl.sql import ident, literal
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
@@ -48,7 +48,6 @@ STAGED_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
 REJECT_COLUMNS = ["row", "line", "column", "check", "value"]
 DELIMITER_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 Engine = Literal["duckdb", "pandas"]
-RAW = "__raw_"  # prefix of the columns keeping what a failing row said, as read
 
 
 class ExportFileError(ValueError):
@@ -123,19 +122,14 @@ def stage_export(
         try:
             con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
             con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
-            _create_tables(con, fields)
             screen = compile_screen(model) if engine == "duckdb" else None
-            rows_read = (
-                _stage_screened(con, source, options, header, delimiter, model, screen, block_bytes)
-                if screen is not None
-                else None
-            )
+            _create_tables(con, fields, screen)
+            export = _Export(source, options, header, delimiter, block_bytes)
+            rows_read = _stage_screened(con, export, model, screen) if screen is not None else None
             used = "duckdb"
             if rows_read is None:
                 used = "pandas"
-                rows_read = _stage_in_chunks(
-                    con, source, options, columns, delimiter, model, fields, block_bytes
-                )
+                rows_read = _stage_in_chunks(con, export, model, fields)
             via_pandera = (
                 rows_read
                 if used == "pandas"
@@ -179,13 +173,16 @@ def stage_export(
     )
 
 
-def _create_tables(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...]) -> None:
+def _create_tables(
+    con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], screen: Screen | None
+) -> None:
     """`screened`: rows the DuckDB engine read, in file order (row = rowid + 1), `__ok` when staged;
     `rescued`: rows pandera validated, with their row and line; `staged_rows`: both, as staged.
     Temporary tables: they spill to the scratch directory under the memory limit."""
     names = ", ".join(ident(f.name) for f in fields)
-    raw = "".join(f", {ident(RAW + f.name)} VARCHAR" for f in fields if f.field_type not in TEXT_TYPES)
-    con.execute(f"CREATE TEMP TABLE screened ({_duck_columns(fields)}, __ok BOOLEAN, __breaks BIGINT{raw})")
+    # Without a screen (the pandas engine) `screened` stays empty and everything is in `rescued`.
+    screened = screen.table_columns() if screen is not None else f"{_duck_columns(fields)}, __ok BOOLEAN"
+    con.execute(f"CREATE TEMP TABLE screened ({screened}, __breaks BIGINT)")
     con.execute(f"CREATE TEMP TABLE rescued ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
     con.execute(
         f"CREATE TEMP VIEW staged_rows AS SELECT {names}, rowid + 1 AS __row, NULL::BIGINT AS __line "
@@ -198,22 +195,35 @@ def _create_tables(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...]) 
     con.execute("CREATE TEMP TABLE newlines (__row BIGINT, upto BIGINT)")
 
 
+@dataclass(frozen=True)
+class _Export:
+    """The file being staged, and how to read it."""
+
+    url: str
+    options: dict[str, Any]
+    header: list[str]
+    delimiter: str
+    block_bytes: int
+
+    @property
+    def page_rows(self) -> int:
+        """Rows per pandas chunk, for about `block_bytes` of memory."""
+        return max(1, self.block_bytes // 256)
+
+
 def _stage_in_chunks(
     con: duckdb.DuckDBPyConnection,
-    source: str,
-    options: dict[str, Any],
-    columns: list[str],
-    delimiter: str,
+    export: _Export,
     model: type[pa.DataFrameModel],
     fields: tuple[DEField, ...],
-    block_bytes: int,
 ) -> int:
     """The pandas engine: every row through pandera, chunk by chunk; returns the rows read."""
     rows_read = 0
-    arrow_reader = _ArrowChunks(source, options, columns, delimiter, block_bytes)
+    columns = [f.name for f in fields]
+    arrow_reader = _ArrowChunks(export.url, export.options, columns, export.delimiter, export.block_bytes)
     for chunks in (
         arrow_reader,
-        _CsvChunks(source, options, columns, delimiter, max(1, block_bytes // 256)),
+        _CsvChunks(export.url, export.options, columns, export.delimiter, export.page_rows),
     ):
         con.execute("DELETE FROM rescued; DELETE FROM rejects")
         rows_read = 0
@@ -228,17 +238,11 @@ def _stage_in_chunks(
 
 
 def _stage_screened(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    options: dict[str, Any],
-    header: list[str],
-    delimiter: str,
-    model: type[pa.DataFrameModel],
-    screen: Screen,
-    block_bytes: int,
+    con: duckdb.DuckDBPyConnection, export: _Export, model: type[pa.DataFrameModel], screen: Screen
 ) -> int | None:
     """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it)."""
-    columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header) + "}"
+    columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in export.header) + "}"
+    source, options = export.url, export.options
     protocol, _ = fsspec.core.split_protocol(source)
     path = source
     if protocol in ("file", "local"):
@@ -252,33 +256,26 @@ def _stage_screened(
     count_breaks = " + ".join(
         f"coalesce(len({ident(n)}) - len(replace({ident(n)}, chr(10), '')), 0)" for n in names
     )
-    raw = "".join(
-        f", CASE WHEN NOT __ok THEN {ident(f.name)} END" for f in fields if f.field_type not in TEXT_TYPES
+    file_rows = (
+        f"SELECT * FROM read_csv({literal(path)}, columns = {columns}, header = true, auto_detect = false, "
+        f"delim = {literal(export.delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
+        "null_padding = false, allow_quoted_nulls = true, encoding = 'utf-8')"
     )
     try:
         # One pass over the file; with insertion order preserved, a row's number is its rowid + 1.
-        con.execute(
-            f"INSERT INTO screened SELECT {screen.typed_select()}, __ok, "
-            f"CASE WHEN {any_break} THEN {count_breaks} ELSE 0 END{raw} FROM ("
-            f"SELECT *, {screen.passes} AS __ok FROM read_csv({literal(path)}, columns = {columns}, "
-            f"header = true, auto_detect = false, delim = {literal(delimiter)}, quote = '\"', "
-            "escape = '\"', strict_mode = true, null_padding = false, allow_quoted_nulls = true, encoding = 'utf-8'))"
-        )
+        breaks = f"CASE WHEN {any_break} THEN {count_breaks} ELSE 0 END"
+        con.execute(f"INSERT INTO screened {screen.screening(file_rows, breaks)}")
     except duckdb.InvalidInputException:
         con.execute("DELETE FROM screened")
         return None
     con.execute(
         "INSERT INTO newlines SELECT rowid + 1, sum(__breaks) OVER (ORDER BY rowid) FROM screened WHERE __breaks > 0"
     )
-    as_read = ", ".join(
-        f"{ident(RAW + f.name)} AS {ident(f.name)}" if f.field_type not in TEXT_TYPES else ident(f.name)
-        for f in fields
-    )
     con.execute(
-        f"CREATE TEMP TABLE failing AS SELECT {as_read}, f.__row, {LINE} AS __line "
+        f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
         f"FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
     )
-    after, page = 0, max(1, block_bytes // 256)
+    after, page = 0, export.page_rows
     while not (
         chunk := con.sql("SELECT * FROM failing WHERE __row > ? ORDER BY __row LIMIT ?", params=[after, page])
         .to_arrow_table()
@@ -672,8 +669,6 @@ def _reject_rows(cases: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
 
 # -- writing ---------------------------------------------------------------------------------------
 def _duck_columns(fields: tuple[DEField, ...]) -> str:
-    from nto_etl.contracts.fields import duckdb_type
-
     return ", ".join(f"{ident(f.name)} {duckdb_type(f)}" for f in fields)
 
 

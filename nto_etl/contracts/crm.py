@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-import pandera.pandas as pa
 from pandera.typing import Series
 
-from nto_etl.contracts.fields import Timestamp, mce_field
+from nto_etl.contracts.fields import MceContract, Timestamp, mce_field
 
 
-class Contact(pa.DataFrameModel):
+class Contact(MceContract):
     """A CRM contact: who may receive the newsletter and where they live."""
 
     customer_id: Series[str] = mce_field(
@@ -36,8 +35,6 @@ class Contact(pa.DataFrameModel):
     )
 
     class Config:
-        strict = True
-        coerce = True
         metadata = {
             "dataset": "contacts",
             "modified_column": "modified_at",
@@ -45,7 +42,7 @@ class Contact(pa.DataFrameModel):
         }
 
 
-class NewsletterSubscription(pa.DataFrameModel):
+class NewsletterSubscription(MceContract):
     """Opt-in state for the monthly newsletter."""
 
     subscriber_key: Series[str] = mce_field("MCE subscriber key", max_length=36, primary_key=True)
@@ -62,8 +59,6 @@ class NewsletterSubscription(pa.DataFrameModel):
     modified_at: Series[Timestamp] = mce_field("When this row last changed in the CRM", "Date", required=True)
 
     class Config:
-        strict = True
-        coerce = True
         metadata = {
             "dataset": "newsletter_subscriptions",
             "modified_column": "modified_at",
@@ -71,7 +66,7 @@ class NewsletterSubscription(pa.DataFrameModel):
         }
 
 
-class EventRegistration(pa.DataFrameModel):
+class EventRegistration(MceContract):
     """A sign-up for an in-store or outdoor event, for transactional reminders."""
 
     registration_id: Series[str] = mce_field("CRM registration id", max_length=18, primary_key=True)
@@ -86,8 +81,6 @@ class EventRegistration(pa.DataFrameModel):
     modified_at: Series[Timestamp] = mce_field("When this row last changed in the CRM", "Date", required=True)
 
     class Config:
-        strict = True
-        coerce = True
         metadata = {
             "dataset": "event_registrations",
             "modified_column": "modified_at",
@@ -95,7 +88,7 @@ class EventRegistration(pa.DataFrameModel):
         }
 
 
-class NewCustomer(pa.DataFrameModel):
+class NewCustomer(MceContract):
     """A customer created that day: the audience of the welcome email."""
 
     subscriber_key: Series[str] = mce_field("MCE subscriber key", max_length=36, primary_key=True)
@@ -110,8 +103,6 @@ class NewCustomer(pa.DataFrameModel):
     modified_at: Series[Timestamp] = mce_field("When this row last changed in the CRM", "Date", required=True)
 
     class Config:
-        strict = True
-        coerce = True
         metadata = {
             "dataset": "new_customers",
             "modified_column": "modified_at",

@@ -18,10 +18,10 @@ from pandera import extensions
 from pandera.engines.pandas_engine import DateTime as Timestamp
 
 from nto_etl.mce import rules
-from nto_etl.mce.fields import DEField
+from nto_etl.mce.fields import DEField, duckdb_type
 
 TEXT_TYPES = ("Text", "EmailAddress", "Phone", "Locale")
-__all__ = ["Timestamp", "de_fields", "duckdb_columns", "mce_field"]
+__all__ = ["MceContract", "Timestamp", "de_fields", "duckdb_columns", "mce_field"]
 
 SYNTAX_RULES = {"email": rules.EMAIL_PATTERN, "phone": rules.PHONE_PATTERN, "locale": rules.LOCALE_PATTERN}
 
@@ -75,6 +75,18 @@ def mce_field(
         kwargs["dtype_kwargs"] = {"to_datetime_kwargs": {"format": "ISO8601"}}
     kwargs.update(checks)
     return pa.Field(**kwargs)
+
+
+class MceContract(pa.DataFrameModel):
+    """What every contract is: strict (no column the DE lacks) and coercing (CSV text in, typed out).
+
+    Subclasses add their columns, and a Config with only their `metadata` (pandera merges it
+    with this one).
+    """
+
+    class Config:
+        strict = True
+        coerce = True
 
 
 @dataclass(frozen=True)
@@ -131,20 +143,6 @@ def dataset_info(model: type[pa.DataFrameModel]) -> DatasetInfo:
 
 def columns_of_type(model: type[pa.DataFrameModel], *types: str) -> list[str]:
     return [f.name for f in de_fields(model) if f.field_type in types]
-
-
-def duckdb_type(field: DEField) -> str:
-    match field.field_type:
-        case "Number":
-            return "INTEGER"
-        case "Decimal":
-            return f"DECIMAL({field.precision},{field.scale})"
-        case "Date":
-            return "TIMESTAMP"
-        case "Boolean":
-            return "BOOLEAN"
-        case _:
-            return "VARCHAR"
 
 
 def duckdb_columns(model: type[pa.DataFrameModel]) -> dict[str, str]:

@@ -22,9 +22,9 @@ from typing import Any
 
 import pandera.pandas as pa
 
-from nto_etl.contracts.fields import SYNTAX_RULES, de_fields, duckdb_type
+from nto_etl.contracts.fields import SYNTAX_RULES, TEXT_TYPES, de_fields
 from nto_etl.mce import rules
-from nto_etl.mce.fields import DEField
+from nto_etl.mce.fields import DEField, duckdb_type
 from nto_etl.sql import ident, literal
 
 # Dates the screen parses itself: ISO 8601 as pandas reads it, years 1700-2199 (inside
@@ -37,6 +37,7 @@ INTEGER = r"[+-]?[0-9]{1,18}"
 # Python's \d, \w and \s are Unicode-aware, RE2's are ASCII; inside a negated class RE2's
 # would accept more than Python's. Patterns using them (or inline flags) are not screened.
 UNSAFE_PATTERN = re.compile(r"\\[dDwWsSbBAZ]|\(\?")
+RAW = "__raw_"  # prefix of the columns keeping a refused row's text as read
 COMPARISONS = {
     "greater_than": ">",
     "greater_than_or_equal_to": ">=",
@@ -61,6 +62,32 @@ class Screen:
 
     def typed_select(self) -> str:
         return ", ".join(f"{expr} AS {ident(name)}" for name, expr in self.typed.items())
+
+    @property
+    def _kept_as_read(self) -> list[DEField]:
+        """Typed fields: their typed value says nothing of a refused text, so the text is kept."""
+        return [f for f in self.fields if f.field_type not in TEXT_TYPES]
+
+    def table_columns(self) -> str:
+        """Columns of a table of screened rows: the typed values, `__ok` (the screen passed the
+        row), and for refused rows the text of each typed field as read (`__raw_<name>`)."""
+        typed = ", ".join(f"{ident(f.name)} {duckdb_type(f)}" for f in self.fields)
+        kept = "".join(f", {ident(RAW + f.name)} VARCHAR" for f in self._kept_as_read)
+        return f"{typed}, __ok BOOLEAN{kept}"
+
+    def screening(self, rows: str, *extra: str) -> str:
+        """SELECT of `table_columns()` (then the `extra` expressions, over the text columns) for
+        the rows of `rows`, a query giving the contract's columns as text."""
+        kept = "".join(f", CASE WHEN NOT __ok THEN {ident(f.name)} END" for f in self._kept_as_read)
+        more = "".join(f", {e}" for e in extra)
+        return f"SELECT {self.typed_select()}, __ok{kept}{more} FROM (SELECT *, {self.passes} AS __ok FROM ({rows}))"
+
+    def as_read(self) -> str:
+        """Select list over such a table giving each column's text as read, for pandera to judge."""
+        return ", ".join(
+            f"{ident(RAW + f.name)} AS {ident(f.name)}" if f.field_type not in TEXT_TYPES else ident(f.name)
+            for f in self.fields
+        )
 
 
 def compile_screen(model: type[pa.DataFrameModel]) -> Screen | None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pandas as pd
-import pandera.pandas as pa
 from pandera.typing import Series
 
-from nto_etl.contracts.fields import Timestamp, mce_field
+from nto_etl.contracts.fields import MceContract, Timestamp, mce_field
 
 EVENT_TYPES = ["Sent", "Open", "Click", "HardBounce", "SoftBounce", "OtherBounce", "Unsubscribe"]
 
 
-class TrackingEvent(pa.DataFrameModel):
+class TrackingEvent(MceContract):
     """One tracking event; natural key (send_id, subscriber_key, event_type, event_date, url)."""
 
     send_id: Series[pd.Int64Dtype] = mce_field("MCE SendID (JobID)", "Number", required=True, ge=0)
@@ -31,6 +30,4 @@ class TrackingEvent(pa.DataFrameModel):
     batch_id: Series[pd.Int64Dtype] = mce_field("MCE BatchID", "Number", ge=0)
 
     class Config:
-        strict = True
-        coerce = True
         metadata = {"dataset": "tracking_events"}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pandera.pandas as pa
 from pandera.typing import Series
 
-from nto_etl.contracts.fields import Timestamp, mce_field
+from nto_etl.contracts.fields import MceContract, Timestamp, mce_field
 
 
-class PageView(pa.DataFrameModel):
+class PageView(MceContract):
     """One page view, keyed to a customer by id or by SHA-256 of the lower-cased email."""
 
     page_view_id: Series[str] = mce_field("The feed's page-view id", max_length=36, primary_key=True)
@@ -26,6 +25,4 @@ class PageView(pa.DataFrameModel):
     utm_campaign: Series[str] = mce_field("utm_campaign campaign parameter", max_length=100)
 
     class Config:
-        strict = True
-        coerce = True
         metadata = {"dataset": "web_page_views"}

@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from nto_etl.mce import rules
+from nto_etl.mce.fields import duckdb_type
 from nto_etl.mce_local.clock import mce_now
-from nto_etl.mce_local.fieldtypes import FieldDef, q, render_sql, storage_type
+from nto_etl.mce_local.fieldtypes import FieldDef, q, render_sql
 from nto_etl.mce_local.filters import FilterError, compile_filter
 from nto_etl.mce_local.rows import Mode, apply_rows, delete_rows, presence
 from nto_etl.mce_local.store import Store
@@ -139,7 +140,7 @@ class DataExtensions:
             body["SendableSubscriberField"] = relation
         object_id = self.store.put("DataExtension", body)
         body["ObjectID"] = object_id
-        columns = ", ".join(f"{q(f.name)} {storage_type(f)}" for f in fields)
+        columns = ", ".join(f"{q(f.name)} {duckdb_type(f)}" for f in fields)
         with self.store.connection() as con:
             con.execute(f"CREATE TABLE {table_name(body)} ({columns})")
         self._put_field_objects(body, fields)
@@ -206,7 +207,7 @@ class DataExtensions:
                 )
         with self.store.transaction() as con:
             for f in added:
-                con.execute(f"ALTER TABLE {table_name(de)} ADD COLUMN {q(f.name)} {storage_type(f)}")
+                con.execute(f"ALTER TABLE {table_name(de)} ADD COLUMN {q(f.name)} {duckdb_type(f)}")
                 if f.default_value is not None:
                     con.execute(f"UPDATE {table_name(de)} SET {q(f.name)} = ?", [f.default_value])
         fields += added

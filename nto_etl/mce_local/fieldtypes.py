@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nto_etl.mce import rules
+from nto_etl.mce.fields import duckdb_type
 
 
 @dataclass(frozen=True)
@@ -42,20 +43,6 @@ def q(name: str) -> str:
 def lit(text: str) -> str:
     """A SQL string literal (for constants from this module only, never for user values)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def storage_type(f: FieldDef) -> str:
-    match f.field_type:
-        case "Number":
-            return "INTEGER"
-        case "Decimal":
-            return f"DECIMAL({f.precision or 18},{f.scale or 0})"
-        case "Date":
-            return "TIMESTAMP"
-        case "Boolean":
-            return "BOOLEAN"
-        case _:
-            return "VARCHAR"
 
 
 def _date_parse(src: str) -> str:
@@ -157,7 +144,7 @@ def value_sql(f: FieldDef, src: str) -> str:
         case "Number":
             return f"TRY_CAST(trim({expr}) AS INTEGER)"
         case "Decimal":
-            return f"TRY_CAST(trim({expr}) AS {storage_type(f)})"
+            return f"TRY_CAST(trim({expr}) AS {duckdb_type(f)})"
         case "Date":
             return _date_parse(expr)
         case "Boolean":

@@ -19,12 +19,11 @@ import duckdb
 import pandas as pd
 
 from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
-from nto_etl.contracts.fields import TEXT_TYPES
-from nto_etl.contracts.screen import compile_screen
+from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
-from nto_etl.mce.fields import DEField
 from nto_etl.mce.tracking import RENAMES
 from nto_etl.sql import ident, literal, transaction
+from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
 
 NATURAL_KEY = ("send_id", "subscriber_key", "event_type", "event_date", "url")
@@ -86,25 +85,16 @@ def merge_event_files(
     assert screen is not None, "TrackingEvent's rules all have a SQL form"
     names = [f.name for f in fields]
     columns = ", ".join(ident(n) for n in names)
-    raw = "".join(
-        f", CASE WHEN NOT __ok THEN {ident(f.name)} END" for f in fields if f.field_type not in TEXT_TYPES
-    )
-    raw_columns = "".join(
-        f", {ident('__raw_' + f.name)} VARCHAR" for f in fields if f.field_type not in TEXT_TYPES
-    )
     typed_columns = ", ".join(f"{ident(n)} {t}" for n, t in duckdb_columns(TrackingEvent).items())
     # Validation first, in temporary tables outside the transaction: rowids there are positions in
     # the files (append-only: a file's rows start at the count before it).
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __events ({typed_columns}, __ok BOOLEAN{raw_columns})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __events ({screen.table_columns()})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE __rescued_events ({typed_columns})")
     try:
         for file in files:
             first = _count(con, "SELECT count(*) FROM __events")
-            con.execute(
-                f"INSERT INTO __events SELECT {screen.typed_select()}, __ok{raw} FROM "
-                f"(SELECT *, {screen.passes} AS __ok FROM ({_as_contract_text(file, names)}))"
-            )
-            _judge_refused(con, file, fields, first)
+            con.execute(f"INSERT INTO __events {screen.screening(_as_contract_text(file, names))}")
+            _judge_refused(con, file, screen, first)
         incoming = (
             f"SELECT {columns} FROM __events WHERE __ok UNION ALL SELECT {columns} FROM __rescued_events"
         )
@@ -171,16 +161,10 @@ def _as_contract_text(file: EventFile, names: list[str]) -> str:
     )
 
 
-def _judge_refused(
-    con: duckdb.DuckDBPyConnection, file: EventFile, fields: tuple[DEField, ...], first: int
-) -> None:
+def _judge_refused(con: duckdb.DuckDBPyConnection, file: EventFile, screen: Screen, first: int) -> None:
     """Rows of `file` the screen did not pass: pandera decides; valid ones are kept, invalid ones fail the merge."""
-    from nto_etl.staging import validate_chunk
-
-    as_read = ", ".join(
-        f"{ident('__raw_' + f.name)} AS {ident(f.name)}" if f.field_type not in TEXT_TYPES else ident(f.name)
-        for f in fields
-    )
+    fields = screen.fields
+    as_read = screen.as_read()
     refused = (
         con.sql(
             f"SELECT {as_read}, rowid - {first} + 1 AS __row FROM __events WHERE rowid >= {first} AND NOT __ok"
