@@ -230,6 +230,7 @@ def test_any_fsspec_url(generated: Path, tmp_path: Path) -> None:
     from_memory = stage_export("memory://exports/contacts.csv", Contact, tmp_path / "mem")
     from_file = stage_export(generated.as_uri(), Contact, tmp_path / "file")
     assert from_memory.staged_path.read_bytes() == from_file.staged_path.read_bytes()
+    assert from_memory.engine == from_file.engine == "duckdb"
     assert from_memory.source_sha256 == transfer.sha256_file(generated)
 
 
@@ -242,6 +243,7 @@ def test_from_sftp_and_round_trip_through_mce(
     url = f"sftp://{sftp_settings.host}/Reports/crm_contacts.csv"
     result = stage_export(url, Contact, tmp_path / "s", storage_options=sftp_settings.connect_options())
     assert result.source_sha256 == transfer.sha256_file(generated)
+    assert result.engine == "duckdb"  # DuckDB read the file through fsspec's SFTP filesystem
     validated = read_staged(result.staged_path, Contact)
     dex.create_data_extension(client, de_spec(Contact, key))
     transfer.upload_atomic(sftp, result.staged_path, f"/Import/{key}.csv")
