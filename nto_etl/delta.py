@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from nto_etl.csv_writer import write_csv
 from nto_etl.mce.fields import DEField
 from nto_etl.sql import ident, literal, transaction
 from nto_etl.staging import STAGED_DATE_FORMAT
@@ -95,17 +96,18 @@ def prepare_delta(
     total = _count(con, "__hashed")
     rows = _count(con, "__delta")
     con.execute("DROP TABLE __hashed")
-    part = out.with_name(out.name + ".part")
     if rows == total:
+        part = out.with_name(out.name + ".part")
         shutil.copyfile(staged, part)
+        part.replace(out)
     else:
         select = ", ".join(ident(c) for c in columns)
-        con.execute(
-            f"COPY (SELECT {select} FROM {rows_sql} WHERE {row_key} IN (SELECT __key FROM __delta) "
-            f"ORDER BY {', '.join(ident(c) for c in key_columns)}) TO {literal(part)} "
-            "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
+        write_csv(
+            con,
+            f"SELECT {select} FROM {rows_sql} WHERE {row_key} IN (SELECT __key FROM __delta) "
+            f"ORDER BY {', '.join(ident(c) for c in key_columns)}",
+            out,
         )
-    part.replace(out)
     return Delta(out, rows, total - rows)
 
 

@@ -21,7 +21,7 @@ import csv
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ import pyarrow.csv as pacsv
 
 from nto_etl.contracts.fields import dataset_info, de_fields
 from nto_etl.contracts.screen import Screen, compile_screen
+from nto_etl.csv_writer import write_csv
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
 from nto_etl.sql import ident, literal
@@ -118,14 +119,18 @@ def stage_export(
     scratch.unlink(missing_ok=True)
     con = duckdb.connect(str(scratch))
     with ThreadPoolExecutor(1) as pool:
-        digest_future = pool.submit(checksum, source, options)  # hashing releases the GIL
+        scan = pool.submit(_scan, source, options)  # hashing releases the GIL
         try:
             con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
             con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
             screen = compile_screen(model) if engine == "duckdb" else None
             _create_tables(con, fields, screen)
             export = _Export(source, options, header, delimiter, block_bytes)
-            rows_read = _stage_screened(con, export, model, screen) if screen is not None else None
+            rows_read = (
+                _stage_screened(con, export, model, screen, lambda: scan.result().lines)
+                if screen is not None
+                else None
+            )
             used = "duckdb"
             if rows_read is None:
                 used = "pandas"
@@ -139,11 +144,7 @@ def stage_export(
             info = dataset_info(model)
             superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
             _write_staged(con, fields, staged_path)
-            con.execute(
-                f'COPY (SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check") TO {literal(_tmp(rejects_path))} '
-                "(HEADER, DELIMITER ',')"
-            )
-            os.replace(_tmp(rejects_path), rejects_path)
+            write_csv(con, 'SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check"', rejects_path)
             staged = _scalar(con, "SELECT count(*) FROM staged_rows")
             rejected = _scalar(
                 con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'"
@@ -157,10 +158,9 @@ def stage_export(
             con.close()
             scratch.unlink(missing_ok=True)
             scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
-        digest, _ = digest_future.result()
     return StageResult(
         source,
-        digest,
+        scan.result().sha256,
         staged_path,
         rejects_path,
         rows_read,
@@ -182,7 +182,7 @@ def _create_tables(
     names = ", ".join(ident(f.name) for f in fields)
     # Without a screen (the pandas engine) `screened` stays empty and everything is in `rescued`.
     screened = screen.table_columns() if screen is not None else f"{_duck_columns(fields)}, __ok BOOLEAN"
-    con.execute(f"CREATE TEMP TABLE screened ({screened}, __breaks BIGINT)")
+    con.execute(f"CREATE TEMP TABLE screened ({screened})")
     con.execute(f"CREATE TEMP TABLE rescued ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
     con.execute(
         f"CREATE TEMP VIEW staged_rows AS SELECT {names}, rowid + 1 AS __row, NULL::BIGINT AS __line "
@@ -238,9 +238,16 @@ def _stage_in_chunks(
 
 
 def _stage_screened(
-    con: duckdb.DuckDBPyConnection, export: _Export, model: type[pa.DataFrameModel], screen: Screen
+    con: duckdb.DuckDBPyConnection,
+    export: _Export,
+    model: type[pa.DataFrameModel],
+    screen: Screen,
+    file_lines: Callable[[], int],
 ) -> int | None:
-    """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it)."""
+    """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it).
+
+    `file_lines` gives the number of lines of the file: when it is one more than the rows read,
+    no value holds a line break and row r is on line r + 1; otherwise the breaks are counted."""
     columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in export.header) + "}"
     source, options = export.url, export.options
     protocol, _ = fsspec.core.split_protocol(source)
@@ -249,13 +256,6 @@ def _stage_screened(
         path = fsspec.core.strip_protocol(source)
     elif protocol is not None:
         con.register_filesystem(fsspec.core.url_to_fs(source, **options)[0])  # DuckDB reads through fsspec
-    fields = screen.fields
-    names = [f.name for f in fields]
-    # Line breaks inside values push the later records down the file; counted only where there are any.
-    any_break = " OR ".join(f"contains({ident(n)}, chr(10))" for n in names)
-    count_breaks = " + ".join(
-        f"coalesce(len({ident(n)}) - len(replace({ident(n)}, chr(10), '')), 0)" for n in names
-    )
     file_rows = (
         f"SELECT * FROM read_csv({literal(path)}, columns = {columns}, header = true, auto_detect = false, "
         f"delim = {literal(export.delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
@@ -263,14 +263,13 @@ def _stage_screened(
     )
     try:
         # One pass over the file; with insertion order preserved, a row's number is its rowid + 1.
-        breaks = f"CASE WHEN {any_break} THEN {count_breaks} ELSE 0 END"
-        con.execute(f"INSERT INTO screened {screen.screening(file_rows, breaks)}")
+        con.execute(f"INSERT INTO screened {screen.screening(file_rows)}")
     except duckdb.InvalidInputException:
         con.execute("DELETE FROM screened")
         return None
-    con.execute(
-        "INSERT INTO newlines SELECT rowid + 1, sum(__breaks) OVER (ORDER BY rowid) FROM screened WHERE __breaks > 0"
-    )
+    rows = _scalar(con, "SELECT count(*) FROM screened")
+    if file_lines() != rows + 1:
+        _count_line_breaks(con, screen)
     con.execute(
         f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
         f"FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
@@ -283,11 +282,22 @@ def _stage_screened(
     ).empty:
         chunk.index = pd.Index(chunk.pop("__row").to_numpy(dtype="int64"))
         after = int(chunk.index[-1])
-        valid, rejects = validate_chunk(chunk, model, fields)
+        valid, rejects = validate_chunk(chunk, model, screen.fields)
         _append(con, "rescued", valid)
         _append(con, "rejects", rejects)
     con.execute("DROP TABLE failing")
-    return _scalar(con, "SELECT count(*) FROM screened")
+    return rows
+
+
+def _count_line_breaks(con: duckdb.DuckDBPyConnection, screen: Screen) -> None:
+    """Fill `newlines` from the values as read (a typed value the screen passed holds no break)."""
+    names = [ident(f.name) for f in screen.fields]
+    any_break = " OR ".join(f"contains({n}, chr(10))" for n in names)
+    breaks = " + ".join(f"coalesce(len({n}) - len(replace({n}, chr(10), '')), 0)" for n in names)
+    con.execute(
+        f"INSERT INTO newlines SELECT __row, sum({breaks}) OVER (ORDER BY __row) "
+        f"FROM (SELECT rowid + 1 AS __row, {screen.as_read()} FROM screened) WHERE {any_break}"
+    )
 
 
 # The line a record `f` starts on: its row number, plus one for the header, plus the line
@@ -305,18 +315,33 @@ def _size(source: str, options: dict[str, Any]) -> int:
 
 
 # -- reading ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Scanned:
+    sha256: str
+    size: int
+    lines: int  # line breaks, plus one for a last line without one
+
+
 def checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
     """SHA-256 and size of any fsspec file."""
+    scanned = _scan(source, options)
+    return scanned.sha256, scanned.size
+
+
+def _scan(source: str, options: dict[str, Any]) -> _Scanned:
     hasher = hashlib.sha256()
-    size = 0
+    size = breaks = 0
+    last = b"\n"
     try:
         with fsspec.open(source, "rb", **options) as handle:
             while block := handle.read(DEFAULT_BLOCK_BYTES):
                 hasher.update(block)
                 size += len(block)
+                breaks += block.count(b"\n")
+                last = block[-1:]
     except FileNotFoundError:
         raise ExportFileError(source, "the file does not exist") from None
-    return hasher.hexdigest(), size
+    return _Scanned(hasher.hexdigest(), size, breaks + (last != b"\n"))
 
 
 def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[str]:
@@ -729,15 +754,7 @@ def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], p
         if _scalar(con, "SELECT count(*) FROM rescued")
         else "screened WHERE __ok"
     )
-    con.execute(
-        f"COPY (SELECT {staged_select(fields)} FROM {rows}) TO {literal(_tmp(path))} "
-        "(HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"')"
-    )
-    os.replace(_tmp(path), path)
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".part")
+    write_csv(con, f"SELECT {staged_select(fields)} FROM {rows}", path)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import duckdb
@@ -25,11 +26,12 @@ def staged(tmp_path: Path, rows: list[str], name: str) -> Path:
     return path
 
 
-def delta(con: duckdb.DuckDBPyConnection, source: Path, out: Path) -> tuple[int, int, list[str]]:
+def delta(con: duckdb.DuckDBPyConnection, source: Path, out: Path) -> tuple[int, int, list[list[str]]]:
     result = prepare_delta(con, "contacts", source, de_fields(Contact), out, modified_column="modified_at")
-    lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == HEADER
-    return result.rows, result.unchanged, lines[1:]
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert ",".join(rows[0]) == HEADER
+    return result.rows, result.unchanged, rows[1:]
 
 
 def test_only_new_and_changed_rows_are_sent_in_key_order(tmp_path: Path) -> None:
@@ -45,10 +47,10 @@ def test_only_new_and_changed_rows_are_sent_in_key_order(tmp_path: Path) -> None
         [row(4), row(3, "Anne", "11/03/2026 09:00:00"), row(1), row(2, "Old", "10/01/2026 09:00:00")],
         "day2.csv",
     )
-    sent, unchanged, lines = delta(con, day2, tmp_path / "d2.csv")
+    sent, unchanged, rows = delta(con, day2, tmp_path / "d2.csv")
     # Row 2 is older than what MCE has: stale, never sent. Rows come in key order.
     assert (sent, unchanged) == (2, 2)
-    assert [line.split(",")[1] for line in lines] == ["K003", "K004"]
+    assert [r[1] for r in rows] == ["K003", "K004"]
     record_delta(con, "contacts")
     keys = con.execute("SELECT row_key, count(*) FROM row_hashes GROUP BY 1 ORDER BY 1").fetchall()
     assert keys == [("K001", 1), ("K002", 1), ("K003", 1), ("K004", 1)]

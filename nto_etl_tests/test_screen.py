@@ -247,8 +247,8 @@ def test_words_that_look_like_nulls_are_text(tmp_path: Path) -> None:
     source = tmp_path / "contacts.csv"
     source.write_text(f"{header}\n{row}\n", encoding="utf-8")
     fast, _ = both_engines(source, Contact, tmp_path)
-    staged = fast.staged_path.read_text(encoding="utf-8").splitlines()[1]
-    assert staged.split(",")[3:8] == ["NA", "Null", "", "N/A", "nan"]
+    staged = list(csv.reader(fast.staged_path.read_text(encoding="utf-8").splitlines()))[1]
+    assert staged[3:8] == ["NA", "Null", "", "N/A", "nan"]
 
 
 def test_rows_pandera_accepts_after_the_screen_refused_them_are_staged_in_file_order(tmp_path: Path) -> None:
@@ -263,8 +263,8 @@ def test_rows_pandera_accepts_after_the_screen_refused_them_are_staged_in_file_o
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     fast, _ = both_engines(source, Contact, tmp_path)
     assert (fast.rows_via_pandera, fast.rows_staged) == (2, 6)
-    staged = fast.staged_path.read_text(encoding="utf-8").splitlines()[1:]
-    assert [line.split(",")[0] for line in staged] == [f"C{i}" for i in range(1, 7)]
+    staged = list(csv.reader(fast.staged_path.read_text(encoding="utf-8").splitlines()))[1:]
+    assert [row[0] for row in staged] == [f"C{i}" for i in range(1, 7)]
 
 
 @pytest.mark.parametrize("case", READABLE, ids=[c["name"] for c in READABLE])
@@ -301,3 +301,28 @@ def test_a_rule_the_screen_does_not_know_sends_every_row_to_pandera(tmp_path: Pa
     source.write_text("code,note\nA,four\nB,one\n", encoding="utf-8")
     result = stage_export(str(source), Odd, tmp_path / "out")
     assert (result.engine, result.rows_staged, result.rows_rejected) == ("pandas", 1, 1)
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("last_break", [True, False], ids=["ends-with-break", "no-final-break"])
+@pytest.mark.parametrize("broken_value", [False, True], ids=["one-line-values", "value-with-break"])
+def test_rejected_rows_are_reported_on_their_line(
+    ending: str, last_break: bool, broken_value: bool, tmp_path: Path
+) -> None:
+    # The DuckDB engine counts a file's lines while hashing it; only when they are more than its
+    # rows does it look for breaks inside values. Both ways must give every row its real line.
+    header = ",".join(f.name for f in de_fields(Contact))
+    plain = "C{0},K{0},{1},Ann,{2},,,,,,US,en-US,2026-01-01 09:00:00,2026-01-02 09:00:00"
+    rows = []
+    for i in range(1, 9):
+        email = f"c{i} at example.com" if i in (3, 8) else f"c{i}@example.com"
+        last = '"Lee\nJr"' if broken_value and i == 2 else "Lee"
+        rows.append(plain.format(i, email, last))
+    text = ending.join([header, *rows]) + (ending if last_break else "")
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(text.encode("utf-8"))
+    fast, _ = both_engines(source, Contact, tmp_path)
+    with fast.rejects_path.open(newline="", encoding="utf-8") as handle:
+        rejected = [(int(r["row"]), int(r["line"])) for r in csv.DictReader(handle)]
+    shift = 1 if broken_value else 0  # row 2's value spans two lines
+    assert rejected == [(3, 4 + shift), (8, 9 + shift)]
