@@ -6,7 +6,7 @@ itself (its columns, dtypes, nullability and checks), so the contract stays the 
 source of truth:
 
     screen = compile_screen(Contact)        # None when some rule has no safe SQL form
-    sql = f"SELECT {screen.typed_select('raw')}, {screen.passes} AS ok FROM raw"
+    sql = screen.screening("SELECT * FROM raw")  # typed values, __ok, the refused rows' text
 
 A row for which `passes` is true is certainly valid and its typed values are exactly those
 pandera's coercion gives. A row for which it is false is not necessarily invalid: the
@@ -33,11 +33,13 @@ ISO_DATE = (
     r"(1[7-9]|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}"
     r"([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?)?"
 )
+FIRST_DAY, PAST_LAST_DAY = "1700-01-01", "2200-01-01"  # the years ISO_DATE accepts
 INTEGER = r"[+-]?[0-9]{1,18}"
 # Python's \d, \w and \s are Unicode-aware, RE2's are ASCII; inside a negated class RE2's
 # would accept more than Python's. Patterns using them (or inline flags) are not screened.
 UNSAFE_PATTERN = re.compile(r"\\[dDwWsSbBAZ]|\(\?")
 RAW = "__raw_"  # prefix of the columns keeping a refused row's text as read
+VALUE = "__value_"  # prefix of the typed values, computed once and used by every rule
 COMPARISONS = {
     "greater_than": ">",
     "greater_than_or_equal_to": ">=",
@@ -57,11 +59,17 @@ class Screen:
     """SQL over a table of text columns: the CSV as read, with nulls for empty cells (never '')."""
 
     fields: tuple[DEField, ...]
-    typed: dict[str, str]  # column -> SQL of its value in the contract's type
-    passes: str  # SQL true when every rule of the row certainly holds
+    typed: dict[str, str]  # typed column -> SQL of its value in the contract's type, over its text
+    passes: str  # SQL over the text and the `__value_` columns, true when every rule certainly holds
 
-    def typed_select(self) -> str:
-        return ", ".join(f"{expr} AS {ident(name)}" for name, expr in self.typed.items())
+    def _values(self) -> str:
+        return "".join(f", {expr} AS {ident(VALUE + name)}" for name, expr in self.typed.items())
+
+    def _typed_select(self) -> str:
+        return ", ".join(
+            f"{ident(VALUE + f.name)} AS {ident(f.name)}" if f.name in self.typed else ident(f.name)
+            for f in self.fields
+        )
 
     @property
     def _kept_as_read(self) -> list[DEField]:
@@ -80,7 +88,9 @@ class Screen:
         the rows of `rows`, a query giving the contract's columns as text."""
         kept = "".join(f", CASE WHEN NOT __ok THEN {ident(f.name)} END" for f in self._kept_as_read)
         more = "".join(f", {e}" for e in extra)
-        return f"SELECT {self.typed_select()}, __ok{kept}{more} FROM (SELECT *, {self.passes} AS __ok FROM ({rows}))"
+        # Typed values first, once each (DuckDB does not share a repeated cast within a filter).
+        with_values = f"SELECT *{self._values()} FROM ({rows})"
+        return f"SELECT {self._typed_select()}, __ok{kept}{more} FROM (SELECT *, {self.passes} AS __ok FROM ({with_values}))"
 
     def as_read(self) -> str:
         """Select list over such a table giving each column's text as read, for pandera to judge."""
@@ -110,9 +120,13 @@ def _compile(model: type[pa.DataFrameModel]) -> Screen:
         if column.unique or column.regex:
             raise NotScreenable(f"{f.name}: uniqueness or regex column")
         text = ident(f.name)  # empty cells are already null: DuckDB's CSV reader makes them so
-        value, parses = _parse(f, text)
-        typed[f.name] = value
-        conditions.append(parses)
+        parsed = _parse(f, text, ident(VALUE + f.name))
+        if parsed is None:  # text: its value is the text itself
+            value = text
+        else:
+            typed[f.name], parses = parsed
+            value = ident(VALUE + f.name)
+            conditions.append(parses)
         if not column.nullable:
             conditions.append(f"{text} IS NOT NULL")
         for check in column.checks:
@@ -124,19 +138,26 @@ def _compile(model: type[pa.DataFrameModel]) -> Screen:
     return Screen(fields, typed, passes)
 
 
-def _parse(f: DEField, text: str) -> tuple[str, str]:
-    """(the typed value, the condition under which it is exactly pandas' coercion)."""
+def _parse(f: DEField, text: str, value: str) -> tuple[str, str] | None:
+    """(SQL of the typed value, the condition, over `value`, under which it is exactly pandas'
+    coercion); None for text. CASE, not OR: DuckDB evaluates every operand of an OR."""
     match f.field_type:
         case "Date":
+            # The text DuckDB itself renders for the value (YYYY-MM-DD HH:MM:SS[.f]) is read alike
+            # by pandas; comparing with it costs half a regular expression. Other forms: the regex.
             return (
                 f"TRY_CAST({text} AS TIMESTAMP)",
-                f"({text} IS NULL OR (regexp_full_match({text}, {literal(ISO_DATE)}) "
-                f"AND TRY_CAST({text} AS TIMESTAMP) IS NOT NULL))",
+                f"CASE WHEN {text} IS NULL THEN true WHEN CAST({value} AS VARCHAR) = {text} "
+                f"THEN {value} >= TIMESTAMP '{FIRST_DAY}' AND {value} < TIMESTAMP '{PAST_LAST_DAY}' "
+                f"ELSE regexp_full_match({text}, {literal(ISO_DATE)}) AND {value} IS NOT NULL END",
             )
         case "Number":
+            # Out of range: null, and the row goes to pandera. Canonical text ("-12", not "+012")
+            # is recognised by rendering the value back; other forms go through the regex.
             return (
-                f"TRY_CAST({text} AS {duckdb_type(f)})",  # out of range: null, and the row goes to pandera
-                f"({text} IS NULL OR regexp_full_match({text}, {literal(INTEGER)}))",
+                f"TRY_CAST({text} AS {duckdb_type(f)})",
+                f"CASE WHEN {text} IS NULL THEN true WHEN CAST({value} AS VARCHAR) = {text} THEN true "
+                f"ELSE regexp_full_match({text}, {literal(INTEGER)}) END",
             )
         case "Decimal":
             assert f.precision is not None and f.scale is not None
@@ -160,7 +181,7 @@ def _parse(f: DEField, text: str) -> tuple[str, str]:
                 f"({text} IS NULL OR {lowered} IN ({truths}, {falsehoods}))",
             )
         case _:
-            return text, "true"
+            return None
 
 
 def _check(name: str, stats: dict[str, Any], value: str, text: str, f: DEField) -> str:
