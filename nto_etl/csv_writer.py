@@ -16,32 +16,69 @@ from __future__ import annotations
 import csv
 import io
 import os
+import queue
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
+import pyarrow as arrow
 import pyarrow.csv as pacsv
 
 BATCH_ROWS = 100_000
+QUEUED_BATCHES = 2
 
 
 def write_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path, *, delimiter: str = ",") -> int:
-    """Stream the rows of `query` to `path`; returns the number of rows written."""
+    """Stream the rows of `query` to `path`; returns the number of rows written.
+
+    A second thread writes while DuckDB computes the next batches (both release the GIL)."""
     part = path.with_name(path.name + ".part")
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
     options = pacsv.WriteOptions(include_header=False, delimiter=delimiter)
+    batches: queue.Queue[arrow.RecordBatch | None] = queue.Queue(maxsize=QUEUED_BATCHES)
     rows = 0
     try:
-        with part.open("wb") as out:
+        with part.open("wb") as out, ThreadPoolExecutor(1, thread_name_prefix="csv-writer") as pool:
             out.write(_header(reader.schema.names, delimiter).encode("utf-8"))
-            with pacsv.CSVWriter(out, reader.schema, write_options=options) as writer:
+            writing = pool.submit(_write_batches, out, reader.schema, options, batches)
+            try:
                 for batch in reader:
-                    writer.write_batch(batch)
+                    if not _hand_over(batches, batch, writing):
+                        break  # the writer failed; its error is raised below
                     rows += batch.num_rows
+            finally:
+                _hand_over(batches, None, writing)
+            writing.result()
         os.replace(part, path)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     return rows
+
+
+def _write_batches(
+    out: BinaryIO,
+    schema: arrow.Schema,
+    options: pacsv.WriteOptions,
+    batches: queue.Queue[arrow.RecordBatch | None],
+) -> None:
+    with pacsv.CSVWriter(out, schema, write_options=options) as writer:
+        while (batch := batches.get()) is not None:
+            writer.write_batch(batch)
+
+
+def _hand_over(
+    batches: queue.Queue[arrow.RecordBatch | None], batch: arrow.RecordBatch | None, writing: Future[None]
+) -> bool:
+    """Queue `batch` for the writer; False when the writer has stopped (it would never take it)."""
+    while not writing.done():
+        try:
+            batches.put(batch, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _header(names: list[str], delimiter: str) -> str:

@@ -711,10 +711,13 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], mo
         return 0
     partition = ", ".join(ident(k) for k in key)
     order = (f"{ident(modified)} DESC NULLS LAST, " if modified else "") + "__row DESC"
-    # Only the keys that repeat are ranked: in a normal export that is a handful of rows.
+    # Only the keys that repeat are ranked: in a normal export that is a handful of rows. Only the
+    # columns ranking needs are read.
+    needed = ", ".join(ident(c) for c in dict.fromkeys([*key, *([modified] if modified else [])]))
     con.execute(
         f"CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS __rank, first_value(__row) OVER w AS __winner "
-        f"FROM staged_rows SEMI JOIN (SELECT {partition} FROM staged_rows GROUP BY ALL HAVING count(*) > 1) "
+        f"FROM (SELECT {needed}, __row, __line FROM staged_rows) SEMI JOIN "
+        f"(SELECT {partition} FROM staged_rows GROUP BY ALL HAVING count(*) > 1) "
         f"USING ({partition}) WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
     )
     superseded = _scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import duckdb
+import pyarrow as arrow
 import pytest
 
 from nto_etl.csv_writer import write_csv
@@ -72,3 +73,14 @@ def test_names_that_need_quoting_are_quoted_in_the_header(tmp_path: Path) -> Non
     out = tmp_path / "t.csv"
     write_csv(con, 'SELECT 1 AS "a,b", 2 AS plain', out)
     assert out.read_text().splitlines()[0] == '"a,b",plain'
+
+
+def test_a_writer_failure_stops_the_query_and_leaves_no_file(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    out = tmp_path / "t.csv"
+    # Arrow's CSV writer has no form for a list: the writing thread fails while DuckDB still
+    # has batches to give; the error reaches the caller instead of the query blocking.
+    with pytest.raises(arrow.ArrowException):
+        write_csv(con, "SELECT i, [i, i] AS pair FROM range(1000000) t(i)", out)
+    assert not out.exists()
+    assert not list(tmp_path.glob("*.part"))

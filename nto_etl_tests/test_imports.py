@@ -10,7 +10,8 @@ from sshfs import SSHFileSystem
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
-from nto_etl.mce.errors import MceConfigurationError, MceImportError
+from nto_etl.mce.errors import MceConfigurationError, MceImportError, MceTimeoutError
+from nto_etl.mce_local import LocalMce
 from nto_etl_tests.helpers import all_rows, csv_text, make_de, put_import_file
 
 HEADER = ["SubscriberKey", "Email", "FirstName"]
@@ -179,3 +180,27 @@ def test_redefinition_updates_in_place(
     )
     assert result.duplicates == 1
     assert names(client, seeded)["R"] == "R1"
+
+
+def test_polls_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
+    client: MceClient, sftp: SSHFileSystem, local_mce: LocalMce, tmp_path: Path, seeded: str
+) -> None:
+    put_import_file(sftp, tmp_path, f"{seeded}_poll.csv", csv_text(HEADER, [["K9", "k9@example.com", "Ivy"]]))
+    definition = imports.ImportSpec(f"{seeded}_poll", seeded, f"{seeded}_poll.csv")
+    imports.ensure_import_definition(client, definition)
+    local_mce.imports.stuck = 1  # the run stays Processing until released
+    task = imports.start_import(client, definition.customer_key)
+    now, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    try:
+        with pytest.raises(MceTimeoutError, match="still Processing"):
+            imports.wait_for_import(client, task, timeout=60, max_poll=5, sleep=sleep, clock=lambda: now[0])
+    finally:
+        local_mce.imports.release_stuck()
+    assert waits[:4] == pytest.approx([0.25, 0.375, 0.5625, 0.84375])
+    assert max(waits) == 5 and sum(waits) <= 60
+    assert imports.wait_for_import(client, task, timeout=30).status == "Completed"

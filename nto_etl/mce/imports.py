@@ -175,12 +175,16 @@ def wait_for_import(
     task_id: str,
     *,
     timeout: float = 3600.0,
-    first_poll: float = 0.5,
+    first_poll: float = 0.25,
+    growth: float = 1.5,
     max_poll: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ImportResult:
-    """Poll ImportResultsSummary until Completed/Error; MceTimeoutError past the deadline."""
+    """Poll ImportResultsSummary until Completed/Error; MceTimeoutError past the deadline.
+
+    The wait between polls grows by `growth` up to `max_poll`: a small import is seen done soon
+    after it ends (at most half its run time late), a long one is polled a few times a minute."""
     deadline = clock() + timeout
     delay = first_poll
     while True:
@@ -195,7 +199,7 @@ def wait_for_import(
                 operation="ImportDefinition",
             )
         sleep(delay)
-        delay = min(delay * 2, max_poll)
+        delay = min(delay * growth, max_poll)
 
 
 def check_import(result: ImportResult, *, allow_errors: bool, message: str = "") -> ImportResult:
