@@ -99,19 +99,26 @@ def apply_rows(
     )
     con.execute("DROP TABLE __problems_all")
 
-    if pk:
-        sets = ", ".join(
-            f"{q(f.name)} = CASE WHEN inc.{presence(i)} THEN {value_sql(f, 'inc.' + q(f.name))} "
-            f"ELSE de.{q(f.name)} END"
-            for i, f in enumerate(fields)
-            if not f.is_primary_key
-        )
-        if sets:
-            con.execute(
-                f"UPDATE {table} AS de SET {sets} FROM {incoming} inc JOIN __outcome o USING (__ord) "
-                f"WHERE o.status = 'update' AND {match}"
-            )
     columns = ", ".join(q(f.name) for f in fields)
+    if pk:
+        # An update replaces the row: the merged row (supplied values over kept ones) is inserted and
+        # the old one deleted. DuckDB updates in place cost a second for 30k rows of a 1M-row table;
+        # this costs a tenth of that. (The updated rows then come last in table order, which MCE
+        # does not define either.)
+        merged = ", ".join(
+            f"CASE WHEN inc.{presence(i)} THEN {value_sql(f, 'inc.' + q(f.name))} ELSE de.{q(f.name)} END "
+            f"AS {q(f.name)}"
+            for i, f in enumerate(fields)
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __updated AS SELECT {merged} FROM {incoming} inc "
+            f"JOIN __outcome o USING (__ord) JOIN {table} de ON {match} WHERE o.status = 'update' "
+            "ORDER BY inc.__ord"
+        )
+        updated = " AND ".join(f"de.{q(f.name)} = u.{q(f.name)}" for _, f in pk)
+        con.execute(f"DELETE FROM {table} AS de USING __updated u WHERE {updated}")
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM __updated")
+        con.execute("DROP TABLE __updated")
     values = ", ".join(value_sql(f, "inc." + q(f.name)) for f in fields)
     con.execute(
         f"INSERT INTO {table} ({columns}) SELECT {values} FROM {incoming} inc "
