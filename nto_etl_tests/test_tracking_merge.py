@@ -37,15 +37,41 @@ def table(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def test_merging_again_and_overlapping_files_insert_nothing_twice(tmp_path: Path) -> None:
     con = duckdb.connect()
     first = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
-    assert (first.read, first.new) == (6, 6)
+    assert (first.read, first.new, first.path) == (6, 6, "straight")
     assert first.by_type == {"Click": 2, "HardBounce": 1, "Open": 1, "Sent": 1, "Unsubscribe": 1}
     again = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
-    assert (again.read, again.new) == (6, 0)
+    assert (again.read, again.new, again.path) == (6, 0, "screened")
     late = "9001,K4,Open,2026-11-01 23:59:59,,,,1"
     overlap = events_file(tmp_path, [*EVENTS[3:], late, late], name="next_window.csv")
     merged = merge_event_files(con, [overlap], "2026-11-02")
-    assert (merged.read, merged.new) == (5, 1)
+    # A key repeated in the file: the screened merge removes the repeat.
+    assert (merged.read, merged.new, merged.path) == (5, 1, "screened")
     assert len(table(con)) == 7
+
+
+def test_a_first_merge_overlapping_another_partition_keeps_only_new_events(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
+    late = "9001,K4,Open,2026-11-01 23:59:59,,,,1"
+    overlap = events_file(tmp_path, [*EVENTS[3:], late], name="next_window.csv")
+    merged = merge_event_files(con, [overlap], "2026-11-02")
+    assert (merged.read, merged.new, merged.path) == (4, 1, "straight")
+    assert merged.by_type == {"Click": 1, "HardBounce": 1, "Open": 1, "Unsubscribe": 1}  # as read
+    assert len(table(con)) == 7
+    assert con.execute(
+        "SELECT subscriber_key FROM tracking_events WHERE _partition = '2026-11-02'"
+    ).fetchall() == [("K4",)]
+
+
+def test_both_ways_of_merging_give_the_same_table(tmp_path: Path) -> None:
+    straight, screened = duckdb.connect(), duckdb.connect()
+    files = [events_file(tmp_path, EVENTS[:4], name="a.csv"), events_file(tmp_path, EVENTS[4:], name="b.csv")]
+    assert merge_event_files(straight, files, "p").path == "straight"
+    # The same partition holding an unrelated event already: the screened merge runs.
+    merge_event_files(screened, [events_file(tmp_path, ["1,Z,Sent,2020-01-01 00:00:00,,,,1"], "z.csv")], "p")
+    result = merge_event_files(screened, files, "p")
+    assert (result.path, result.new) == ("screened", 6)
+    assert table(straight) == [row for row in table(screened) if row[1] != "Z"]
 
 
 def test_files_and_frames_give_the_same_table(tmp_path: Path) -> None:
@@ -79,7 +105,7 @@ def test_rows_the_screen_refuses_but_the_contract_accepts_are_merged(tmp_path: P
     con = duckdb.connect()
     odd = ["+9002,K9,Open,2026-11-01T07:00:00.000000001,,,,007"]
     result = merge_event_files(con, [events_file(tmp_path, EVENTS + odd)], "p")
-    assert (result.read, result.new) == (7, 7)
+    assert (result.read, result.new, result.path) == (7, 7, "screened")
     assert (9002, "K9", 7) in [(r[0], r[1], r[7]) for r in table(con)]
 
 
@@ -98,3 +124,21 @@ def test_one_bad_event_fails_the_merge_and_keeps_nothing(tmp_path: Path) -> None
     assert con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_\\_%' ESCAPE '\\'"
     ).fetchall() == [(0,)]
+
+
+def test_a_bad_event_in_a_first_merge_keeps_nothing_either(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS[:2], name="before.csv")], "2026-11-01")
+    bad = [*EVENTS[2:], "9001,K5,Open,2026-13-01 10:00:00,,,,1"]
+    # A valid file first: the straight merge has inserted it when the bad row stops it.
+    files = [
+        events_file(tmp_path, ["9002,K7,Sent,2026-11-02 08:00:00,,,,1"], "good.csv"),
+        events_file(tmp_path, bad, "bad.csv"),
+    ]
+    with pytest.raises(EventFileError) as info:
+        merge_event_files(con, files, "2026-11-02")
+    assert "bad.csv" in str(info.value) and "row 5: event_date" in str(info.value)
+    assert len(table(con)) == 2
+    assert con.execute("SELECT count(*) FROM tracking_events WHERE _partition = '2026-11-02'").fetchall() == [
+        (0,)
+    ]

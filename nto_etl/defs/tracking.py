@@ -75,6 +75,7 @@ def tracking_events(
         metadata={
             "events_read": merged.read,
             "events_new": merged.new,
+            "merge_path": merged.path,
             "dagster/row_count": int(total[0]) if total else 0,
             "sha256": downloaded.sha256,
             **{f"read_{k}": v for k, v in merged.by_type.items()},

@@ -5,6 +5,14 @@ events not already there: the merge is idempotent. Files are merged by DuckDB st
 the CSV: the contract's rules run as a SQL screen (`contracts.screen`) and only rows the
 screen does not pass go through pandera. One invalid event fails the whole merge, with the
 file, row, column, check and value, and nothing of it is kept.
+
+Two ways to the same table:
+- straight, for a partition merged the first time: every file is inserted as it is read (a
+  row the screen does not pass stops it), then repeats and events already there from other
+  partitions are looked for in what was inserted;
+- screened, otherwise (a partition merged again, a refused row, a repeated key): the files
+  are screened into a temporary table first, pandera judges the refused rows, and only the
+  events not already there are inserted.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
 
 NATURAL_KEY = ("send_id", "subscriber_key", "event_type", "event_date", "url")
+KEY_HASH = f"hash({', '.join(ident(k) for k in NATURAL_KEY)})"
 ISO_TEXT = "%Y-%m-%d %H:%M:%S"
 # MCE renders extract dates as 11/27/2026 9:30:00 AM; strptime reads them without the '-' flags.
 MCE_EXTRACT_DATES = rules.RENDER_DATE_FORMAT.replace("-", "")
@@ -47,7 +56,8 @@ class EventFile:
 class MergeResult:
     read: int
     new: int
-    by_type: dict[str, int]
+    by_type: dict[str, int]  # events read, by type
+    path: str = "screened"  # "straight" or "screened" (see the module's docstring)
 
 
 class EventFileError(ValueError):
@@ -80,9 +90,19 @@ def merge_event_files(
     Nothing is inserted unless every event of every file is valid.
     """
     ensure_table(con, "tracking_events", TrackingEvent)
-    fields = de_fields(TrackingEvent)
     screen = compile_screen(TrackingEvent)
     assert screen is not None, "TrackingEvent's rules all have a SQL form"
+    if not _count(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition]):
+        straight = _merge_straight(con, files, screen, partition)
+        if straight is not None:
+            return straight
+    return _merge_screened(con, files, screen, partition)
+
+
+def _merge_screened(
+    con: duckdb.DuckDBPyConnection, files: Sequence[EventFile], screen: Screen, partition: str
+) -> MergeResult:
+    fields = screen.fields
     names = [f.name for f in fields]
     columns = ", ".join(ident(n) for n in names)
     typed_columns = ", ".join(f"{ident(n)} {t}" for n, t in duckdb_columns(TrackingEvent).items())
@@ -108,6 +128,72 @@ def merge_event_files(
     return MergeResult(sum(counts.values()), new, counts)
 
 
+REFUSED = "__nto_refused_by_the_screen__"
+
+
+def _merge_straight(
+    con: duckdb.DuckDBPyConnection, files: Sequence[EventFile], screen: Screen, partition: str
+) -> MergeResult | None:
+    """The first merge of `partition`, inserting while reading; None (nothing kept) when a row
+    needs pandera or a key repeats, for the screened merge to take over."""
+    names = [f.name for f in screen.fields]
+    columns = ", ".join(ident(n) for n in names)
+    mine = "_partition = $p"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for file in files:
+            screened = screen.screening(_as_contract_text(file, names))
+            con.execute(
+                f"INSERT INTO tracking_events SELECT {columns}, $p FROM ({screened}) "
+                f"WHERE CASE WHEN __ok THEN true ELSE error('{REFUSED}') END",
+                {"p": partition},
+            )
+        # What was read, before events other partitions already have are taken out again.
+        by_type = con.execute(
+            f"SELECT event_type, count(*) FROM tracking_events WHERE {mine} GROUP BY 1 ORDER BY 1",
+            {"p": partition},
+        ).fetchall()
+        repeated = _count(
+            con,
+            f"SELECT count(*) FROM (SELECT {KEY_HASH} AS k FROM tracking_events WHERE {mine} "
+            "GROUP BY k HAVING count(*) > 1 LIMIT 1)",
+            {"p": partition},
+        )
+        if repeated:  # (or a hash collision) the screened merge removes repeats exactly
+            con.execute("ROLLBACK")
+            return None
+        _drop_events_known_elsewhere(con, partition)
+        new = _count(con, f"SELECT count(*) FROM tracking_events WHERE {mine}", {"p": partition})
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        if REFUSED in str(exc):
+            return None  # pandera judges the refused rows in the screened merge
+        raise
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    counts = {str(k): int(v) for k, v in by_type}
+    return MergeResult(sum(counts.values()), new, counts, "straight")
+
+
+def _drop_events_known_elsewhere(con: duckdb.DuckDBPyConnection, partition: str) -> None:
+    """Remove this partition's new events that another partition already has (an overlapping
+    window). Only events dated within the new ones' range are compared."""
+    [(first, last)] = con.execute(
+        "SELECT min(event_date), max(event_date) FROM tracking_events WHERE _partition = $p", {"p": partition}
+    ).fetchall()
+    older = "_partition <> $p AND event_date BETWEEN $first AND $last"
+    params = {"p": partition, "first": first, "last": last}
+    if first is None or not _count(con, f"SELECT count(*) FROM tracking_events WHERE {older}", params):
+        return
+    con.execute(
+        f"DELETE FROM tracking_events n WHERE n._partition = $p AND EXISTS (SELECT 1 FROM "
+        f"(SELECT * FROM tracking_events WHERE {older}) o WHERE {_same_event('o', 'n')})",
+        params,
+    )
+
+
 def merge_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, partition: str) -> tuple[int, int]:
     """Validate and merge a frame (events retrieved through the API); returns (read, new)."""
     ensure_table(con, "tracking_events", TrackingEvent)
@@ -124,21 +210,33 @@ def merge_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, partition
 
 
 def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition: str) -> int:
-    """Insert the events of `incoming` (SQL, the contract's columns) not in the warehouse yet, once each."""
+    """Insert the events of `incoming` (SQL, the contract's columns) not in the warehouse yet, once each.
+
+    The events not there yet are found first (an anti-join on the natural key), so the check
+    that none of them repeats reads only those: none at all when the same files come again.
+    The anti-join runs one event type at a time: each one's keys fit in memory, where all of
+    them at once (tens of millions) would spill to disk and take three times as long."""
     key = ", ".join(ident(k) for k in NATURAL_KEY)
-    # Equal keys hash equal, so as many distinct hashes as rows proves no key repeats, for a
-    # fraction of what removing repeats costs; otherwise (a repeat, or a hash collision) the
-    # exact de-duplication runs.
-    [(unique,)] = con.execute(f"SELECT count(*) = count(DISTINCT hash({key})) FROM ({incoming})").fetchall()
-    events = f"({incoming})" if unique else f"(SELECT DISTINCT ON ({key}) * FROM ({incoming}))"
+    types = [t for (t,) in con.execute(f"SELECT DISTINCT event_type FROM ({incoming})").fetchall()]
     with transaction(con):
-        before = _count(con, "SELECT count(*) FROM tracking_events")
-        con.execute(
-            f"INSERT INTO tracking_events SELECT *, ? FROM {events} e "
-            f"WHERE NOT EXISTS (SELECT 1 FROM tracking_events t WHERE {_same_event('t', 'e')})",
-            [partition],
-        )
-        return _count(con, "SELECT count(*) FROM tracking_events") - before
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __fresh AS SELECT * FROM ({incoming}) WHERE false")
+        try:
+            for event_type in types:
+                con.execute(
+                    f"INSERT INTO __fresh SELECT * FROM ({incoming}) e WHERE e.event_type = $type AND NOT EXISTS "
+                    f"(SELECT 1 FROM tracking_events t WHERE t.event_type = $type AND {_same_event('t', 'e')})",
+                    {"type": event_type},
+                )
+            # Equal keys hash equal, so as many distinct hashes as rows proves no key repeats, for
+            # a fraction of what removing repeats costs; otherwise (a repeat, or a hash collision)
+            # the exact de-duplication runs.
+            [(unique,)] = con.execute(f"SELECT count(*) = count(DISTINCT {KEY_HASH}) FROM __fresh").fetchall()
+            events = "__fresh" if unique else f"(SELECT DISTINCT ON ({key}) * FROM __fresh)"
+            before = _count(con, "SELECT count(*) FROM tracking_events")
+            con.execute(f"INSERT INTO tracking_events SELECT *, ? FROM {events}", [partition])
+            return _count(con, "SELECT count(*) FROM tracking_events") - before
+        finally:
+            con.execute("DROP TABLE IF EXISTS __fresh")
 
 
 def _as_contract_text(file: EventFile, names: list[str]) -> str:
@@ -191,6 +289,8 @@ def _same_event(a: str, b: str) -> str:
     return " AND ".join(f"{a}.{ident(c)} IS NOT DISTINCT FROM {b}.{ident(c)}" for c in NATURAL_KEY)
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> int:
+def _count(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | dict[str, object] | None = None
+) -> int:
     rows = con.execute(sql, params or []).fetchall()
     return int(rows[0][0]) if rows else 0
