@@ -142,3 +142,17 @@ def test_a_bad_event_in_a_first_merge_keeps_nothing_either(tmp_path: Path) -> No
     assert con.execute("SELECT count(*) FROM tracking_events WHERE _partition = '2026-11-02'").fetchall() == [
         (0,)
     ]
+
+
+def test_a_failed_insert_reports_its_own_error_and_leaves_nothing(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS[:2])], "p")
+    frame = pd.read_csv(events_file(tmp_path, EVENTS[2:], "more.csv").path, dtype=str, keep_default_na=False)
+    # A partition is required: the insert fails inside the transaction, and that failure (not a
+    # complaint about the aborted transaction) is what the caller sees.
+    with pytest.raises(duckdb.ConstraintException, match="_partition"):
+        merge_events(con, frame, None)  # type: ignore[arg-type]
+    assert len(table(con)) == 2
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_\\_%' ESCAPE '\\'"
+    ).fetchall() == [(0,)]

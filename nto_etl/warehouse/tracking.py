@@ -218,9 +218,11 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
     them at once (tens of millions) would spill to disk and take three times as long."""
     key = ", ".join(ident(k) for k in NATURAL_KEY)
     types = [t for (t,) in con.execute(f"SELECT DISTINCT event_type FROM ({incoming})").fetchall()]
-    with transaction(con):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __fresh AS SELECT * FROM ({incoming}) WHERE false")
-        try:
+    # Created and dropped outside the transaction: a failed statement inside it leaves the
+    # transaction unusable, and the error to report is that statement's.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __fresh AS SELECT * FROM ({incoming}) WHERE false")
+    try:
+        with transaction(con):
             for event_type in types:
                 con.execute(
                     f"INSERT INTO __fresh SELECT * FROM ({incoming}) e WHERE e.event_type = $type AND NOT EXISTS "
@@ -235,8 +237,8 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
             before = _count(con, "SELECT count(*) FROM tracking_events")
             con.execute(f"INSERT INTO tracking_events SELECT *, ? FROM {events}", [partition])
             return _count(con, "SELECT count(*) FROM tracking_events") - before
-        finally:
-            con.execute("DROP TABLE IF EXISTS __fresh")
+    finally:
+        con.execute("DROP TABLE IF EXISTS __fresh")
 
 
 def _as_contract_text(file: EventFile, names: list[str]) -> str:
