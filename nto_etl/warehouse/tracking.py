@@ -131,6 +131,10 @@ def _merge_screened(
 REFUSED = "__nto_refused_by_the_screen__"
 
 
+class _TakeTheScreenedWay(Exception):
+    """The straight merge cannot finish; its transaction is rolled back."""
+
+
 def _merge_straight(
     con: duckdb.DuckDBPyConnection, files: Sequence[EventFile], screen: Screen, partition: str
 ) -> MergeResult | None:
@@ -139,39 +143,35 @@ def _merge_straight(
     names = [f.name for f in screen.fields]
     columns = ", ".join(ident(n) for n in names)
     mine = "_partition = $p"
-    con.execute("BEGIN TRANSACTION")
     try:
-        for file in files:
-            screened = screen.screening(_as_contract_text(file, names))
-            con.execute(
-                f"INSERT INTO tracking_events SELECT {columns}, $p FROM ({screened}) "
-                f"WHERE CASE WHEN __ok THEN true ELSE error('{REFUSED}') END",
+        with transaction(con):
+            for file in files:
+                screened = screen.screening(_as_contract_text(file, names))
+                con.execute(
+                    f"INSERT INTO tracking_events SELECT {columns}, $p FROM ({screened}) "
+                    f"WHERE CASE WHEN __ok THEN true ELSE error('{REFUSED}') END",
+                    {"p": partition},
+                )
+            # What was read, before events other partitions already have are taken out again.
+            by_type = con.execute(
+                f"SELECT event_type, count(*) FROM tracking_events WHERE {mine} GROUP BY 1 ORDER BY 1",
+                {"p": partition},
+            ).fetchall()
+            repeated = _count(
+                con,
+                f"SELECT count(*) FROM (SELECT {KEY_HASH} AS k FROM tracking_events WHERE {mine} "
+                "GROUP BY k HAVING count(*) > 1 LIMIT 1)",
                 {"p": partition},
             )
-        # What was read, before events other partitions already have are taken out again.
-        by_type = con.execute(
-            f"SELECT event_type, count(*) FROM tracking_events WHERE {mine} GROUP BY 1 ORDER BY 1",
-            {"p": partition},
-        ).fetchall()
-        repeated = _count(
-            con,
-            f"SELECT count(*) FROM (SELECT {KEY_HASH} AS k FROM tracking_events WHERE {mine} "
-            "GROUP BY k HAVING count(*) > 1 LIMIT 1)",
-            {"p": partition},
-        )
-        if repeated:  # (or a hash collision) the screened merge removes repeats exactly
-            con.execute("ROLLBACK")
-            return None
-        _drop_events_known_elsewhere(con, partition)
-        new = _count(con, f"SELECT count(*) FROM tracking_events WHERE {mine}", {"p": partition})
-        con.execute("COMMIT")
+            if repeated:  # (or a hash collision) the screened merge removes repeats exactly
+                raise _TakeTheScreenedWay
+            _drop_events_known_elsewhere(con, partition)
+            new = _count(con, f"SELECT count(*) FROM tracking_events WHERE {mine}", {"p": partition})
+    except _TakeTheScreenedWay:
+        return None
     except duckdb.Error as exc:
-        con.execute("ROLLBACK")
         if REFUSED in str(exc):
             return None  # pandera judges the refused rows in the screened merge
-        raise
-    except BaseException:
-        con.execute("ROLLBACK")
         raise
     counts = {str(k): int(v) for k, v in by_type}
     return MergeResult(sum(counts.values()), new, counts, "straight")
