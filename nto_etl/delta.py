@@ -16,7 +16,7 @@ import duckdb
 
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce.fields import DEField
-from nto_etl.sql import ident, literal, transaction
+from nto_etl.sql import ident, literal, scalar, transaction
 from nto_etl.staging import STAGED_DATE_FORMAT
 
 # No primary key: DuckDB keeps a key's index in memory, which for tens of millions of rows is
@@ -93,8 +93,8 @@ def prepare_delta(
         f"WHERE {unknown}",
         {"de": de_key},
     )
-    total = _count(con, "__hashed")
-    rows = _count(con, "__delta")
+    total = scalar(con, "SELECT count(*) FROM __hashed")
+    rows = scalar(con, "SELECT count(*) FROM __delta")
     con.execute("DROP TABLE __hashed")
     if rows == total:
         part = out.with_name(out.name + ".part")
@@ -117,23 +117,19 @@ def record_delta(con: duckdb.DuckDBPyConnection, de_key: str) -> int:
         "DELETE FROM row_hashes WHERE de_key = $de AND row_key IN (SELECT __key FROM __delta)", {"de": de_key}
     )
     con.execute("INSERT INTO row_hashes SELECT $de, __key, __hash, __modified FROM __delta", {"de": de_key})
-    return _count(con, "__delta")
+    return scalar(con, "SELECT count(*) FROM __delta")
 
 
 def ensure_row_hashes(con: duckdb.DuckDBPyConnection) -> None:
     """Create the table, or drop the primary key of one made by an earlier version (same rows)."""
     con.execute(DDL)
-    keyed = con.execute(
+    keyed = scalar(
+        con,
         "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'row_hashes' "
-        "AND constraint_type = 'PRIMARY KEY'"
-    ).fetchall()
-    if keyed[0][0]:
+        "AND constraint_type = 'PRIMARY KEY'",
+    )
+    if keyed:
         with transaction(con):
             con.execute("CREATE TABLE row_hashes_unkeyed AS SELECT * FROM row_hashes")
             con.execute("DROP TABLE row_hashes")
             con.execute("ALTER TABLE row_hashes_unkeyed RENAME TO row_hashes")
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()
-    return int(rows[0][0]) if rows else 0

@@ -21,6 +21,7 @@ from nto_etl.defs.tracking import EXTRACT
 from nto_etl.drops import list_dated_files
 from nto_etl.mce.client import MceClient
 from nto_etl.mce_local import LocalMce
+from nto_etl.sql import ident, scalar
 
 NEWSLETTER = "NTO November newsletter"
 
@@ -121,8 +122,7 @@ def print_summary(work: Path, mce: LocalMce) -> None:
     tables = ["crm_contacts", "web_page_views", "tracking_events", "email_engagement", "customer_360"]
     print("warehouse tables:")
     for table in tables:
-        row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-        print(f"  {table}: {row[0] if row else 0} rows")
+        print(f"  {table}: {scalar(con, f'SELECT count(*) FROM {ident(table)}')} rows")
     print("segments in MCE:")
     client = MceClient(local_settings(mce.info)[0])
     for de in (

@@ -20,6 +20,15 @@ def literal(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def scalar(
+    con: duckdb.DuckDBPyConnection, query: str, params: list[object] | dict[str, object] | None = None
+) -> int:
+    """The first value of a query's first row as an int (0 when there is no row). All rows are
+    fetched, so no result stays open on the connection."""
+    rows = con.execute(query, params or []).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """BEGIN ... COMMIT, or ROLLBACK when the block raises."""

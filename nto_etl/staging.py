@@ -40,7 +40,7 @@ from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
-from nto_etl.sql import ident, literal
+from nto_etl.sql import ident, literal, scalar
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 STAGING_MEMORY = os.environ.get("NTO_STAGING_MEMORY", "512MB")
@@ -136,17 +136,15 @@ def stage_export(
                 used = "pandas"
                 rows_read = _stage_in_chunks(con, export, model, fields)
             via_pandera = (
-                rows_read
-                if used == "pandas"
-                else _scalar(con, "SELECT count(*) FROM screened WHERE NOT __ok")
+                rows_read if used == "pandas" else scalar(con, "SELECT count(*) FROM screened WHERE NOT __ok")
             )
 
             info = dataset_info(model)
             superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
             _write_staged(con, fields, staged_path)
             write_csv(con, 'SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check"', rejects_path)
-            staged = _scalar(con, "SELECT count(*) FROM staged_rows")
-            rejected = _scalar(
+            staged = scalar(con, "SELECT count(*) FROM staged_rows")
+            rejected = scalar(
                 con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'"
             )
             failures = dict(
@@ -267,7 +265,7 @@ def _stage_screened(
     except duckdb.InvalidInputException:
         con.execute("DELETE FROM screened")
         return None
-    rows = _scalar(con, "SELECT count(*) FROM screened")
+    rows = scalar(con, "SELECT count(*) FROM screened")
     if file_lines() != rows + 1:
         _count_line_breaks(con, screen)
     con.execute(
@@ -720,7 +718,7 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], mo
         f"(SELECT {partition} FROM staged_rows GROUP BY ALL HAVING count(*) > 1) "
         f"USING ({partition}) WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
     )
-    superseded = _scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
+    superseded = scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
     if superseded:
         keys = " || '|' || ".join(f"CAST({ident(k)} AS VARCHAR)" for k in key)
         con.execute(
@@ -753,16 +751,9 @@ def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], p
     """The staged CSV, in file order. Screened rows are stored in file order, so only when pandera
     rescued some rows does the output need sorting."""
     rows = (
-        "staged_rows ORDER BY __row"
-        if _scalar(con, "SELECT count(*) FROM rescued")
-        else "screened WHERE __ok"
+        "staged_rows ORDER BY __row" if scalar(con, "SELECT count(*) FROM rescued") else "screened WHERE __ok"
     )
     write_csv(con, f"SELECT {staged_select(fields)} FROM {rows}", path)
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    rows = con.execute(sql).fetchall()  # all, so no result stays open on the connection
-    return int(rows[0][0]) if rows else 0
 
 
 def read_staged(path: Path | str, model: type[pa.DataFrameModel]) -> pd.DataFrame:

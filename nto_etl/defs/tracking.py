@@ -11,6 +11,7 @@ from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, warehouse_connection
 from nto_etl.mce import activities as act
 from nto_etl.mce import tracking as trk
+from nto_etl.sql import scalar
 from nto_etl.warehouse.tracking import extract_files, merge_event_files
 
 EXTRACT = dg.AssetKey(["mce", "tracking_extract"])
@@ -70,13 +71,13 @@ def tracking_events(
         files = extract_files(Path(downloaded.path), Path(tmp) / "events")
         with warehouse_connection(warehouse) as con:
             merged = merge_event_files(con, files, context.partition_key)
-            total = con.execute("SELECT count(*) FROM tracking_events").fetchone()
+            total = scalar(con, "SELECT count(*) FROM tracking_events")
     return dg.MaterializeResult(
         metadata={
             "events_read": merged.read,
             "events_new": merged.new,
             "merge_path": merged.path,
-            "dagster/row_count": int(total[0]) if total else 0,
+            "dagster/row_count": total,
             "sha256": downloaded.sha256,
             **{f"read_{k}": v for k, v in merged.by_type.items()},
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from nto_etl.contracts import Contact, PageView, TrackingEvent
+from nto_etl.sql import ident, scalar
 from nto_etl.warehouse.loads import ensure_table
 
 BASE_TABLES = {"crm_contacts": Contact, "web_page_views": PageView, "tracking_events": TrackingEvent}
@@ -109,5 +110,4 @@ def build(con: duckdb.DuckDBPyConnection, table: str) -> int:
     if table in ("engagement_by_region", "customer_360"):
         con.execute(EMAIL_ENGAGEMENT)
     con.execute(STATEMENTS[table])
-    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-    return int(row[0]) if row else 0
+    return scalar(con, f"SELECT count(*) FROM {ident(table)}")

@@ -11,7 +11,7 @@ import duckdb
 import pandera.pandas as pa
 
 from nto_etl.contracts import duckdb_columns
-from nto_etl.sql import ident, literal, transaction
+from nto_etl.sql import ident, literal, scalar, transaction
 from nto_etl.staging import STAGED_DATE_FORMAT
 
 
@@ -35,8 +35,7 @@ def load_staged_partition(
             f"columns = {read_types}, quote = '\"', escape = '\"', auto_detect = false)",
             [partition],
         )
-        row = con.execute(f"SELECT count(*) FROM {ident(table)} WHERE _partition = ?", [partition]).fetchall()
-    return int(row[0][0]) if row else 0
+        return scalar(con, f"SELECT count(*) FROM {ident(table)} WHERE _partition = ?", [partition])
 
 
 def _typed(column: str, duck_type: str) -> str:

@@ -30,7 +30,7 @@ from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
 from nto_etl.mce.tracking import RENAMES
-from nto_etl.sql import ident, literal, transaction
+from nto_etl.sql import ident, literal, scalar, transaction
 from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
 
@@ -92,7 +92,7 @@ def merge_event_files(
     ensure_table(con, "tracking_events", TrackingEvent)
     screen = compile_screen(TrackingEvent)
     assert screen is not None, "TrackingEvent's rules all have a SQL form"
-    if not _count(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition]):
+    if not scalar(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition]):
         straight = _merge_straight(con, files, screen, partition)
         if straight is not None:
             return straight
@@ -112,7 +112,7 @@ def _merge_screened(
     con.execute(f"CREATE OR REPLACE TEMP TABLE __rescued_events ({typed_columns})")
     try:
         for file in files:
-            first = _count(con, "SELECT count(*) FROM __events")
+            first = scalar(con, "SELECT count(*) FROM __events")
             con.execute(f"INSERT INTO __events {screen.screening(_as_contract_text(file, names))}")
             _judge_refused(con, file, screen, first)
         incoming = (
@@ -157,7 +157,7 @@ def _merge_straight(
                 f"SELECT event_type, count(*) FROM tracking_events WHERE {mine} GROUP BY 1 ORDER BY 1",
                 {"p": partition},
             ).fetchall()
-            repeated = _count(
+            repeated = scalar(
                 con,
                 f"SELECT count(*) FROM (SELECT {KEY_HASH} AS k FROM tracking_events WHERE {mine} "
                 "GROUP BY k HAVING count(*) > 1 LIMIT 1)",
@@ -166,7 +166,7 @@ def _merge_straight(
             if repeated:  # (or a hash collision) the screened merge removes repeats exactly
                 raise _TakeTheScreenedWay
             _drop_events_known_elsewhere(con, partition)
-            new = _count(con, f"SELECT count(*) FROM tracking_events WHERE {mine}", {"p": partition})
+            new = scalar(con, f"SELECT count(*) FROM tracking_events WHERE {mine}", {"p": partition})
     except _TakeTheScreenedWay:
         return None
     except duckdb.Error as exc:
@@ -185,7 +185,7 @@ def _drop_events_known_elsewhere(con: duckdb.DuckDBPyConnection, partition: str)
     ).fetchall()
     older = "_partition <> $p AND event_date BETWEEN $first AND $last"
     params = {"p": partition, "first": first, "last": last}
-    if first is None or not _count(con, f"SELECT count(*) FROM tracking_events WHERE {older}", params):
+    if first is None or not scalar(con, f"SELECT count(*) FROM tracking_events WHERE {older}", params):
         return
     con.execute(
         f"DELETE FROM tracking_events n WHERE n._partition = $p AND EXISTS (SELECT 1 FROM "
@@ -234,9 +234,9 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
             # the exact de-duplication runs.
             [(unique,)] = con.execute(f"SELECT count(*) = count(DISTINCT {KEY_HASH}) FROM __fresh").fetchall()
             events = "__fresh" if unique else f"(SELECT DISTINCT ON ({key}) * FROM __fresh)"
-            before = _count(con, "SELECT count(*) FROM tracking_events")
+            before = scalar(con, "SELECT count(*) FROM tracking_events")
             con.execute(f"INSERT INTO tracking_events SELECT *, ? FROM {events}", [partition])
-            return _count(con, "SELECT count(*) FROM tracking_events") - before
+            return scalar(con, "SELECT count(*) FROM tracking_events") - before
     finally:
         con.execute("DROP TABLE IF EXISTS __fresh")
 
@@ -289,10 +289,3 @@ def _judge_refused(con: duckdb.DuckDBPyConnection, file: EventFile, screen: Scre
 
 def _same_event(a: str, b: str) -> str:
     return " AND ".join(f"{a}.{ident(c)} IS NOT DISTINCT FROM {b}.{ident(c)}" for c in NATURAL_KEY)
-
-
-def _count(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | dict[str, object] | None = None
-) -> int:
-    rows = con.execute(sql, params or []).fetchall()
-    return int(rows[0][0]) if rows else 0
