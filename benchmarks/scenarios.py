@@ -238,7 +238,8 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
         f"took {again:.1f} s ({again / baseline:.2f}x, {second.path} merge) and inserted {second.new:,}. "
         "A partition's first merge inserts while DuckDB reads the file, every row screened with the "
         "TrackingEvent contract's rules as SQL (a row the screen does not pass stops it, and the screened merge "
-        "takes over); then it checks that no natural key repeats (no repeated key hash) and removes events "
+        "takes over); then it checks that no natural key repeats (numpy sorts the events' key hashes: no two "
+        "alike) and removes events "
         "another partition already has. A partition merged again goes the screened way: the file into a "
         "temporary table (pandera judges the rows the screen does not pass), an anti-join per event type on the "
         "natural key against the events already there, and the insert of what is left, in one transaction. "
@@ -248,11 +249,11 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
             ""
             if ratio <= 1.5
             else "Why the target is missed: reading the file while screening it and writing it into the "
-            "warehouse's compressed storage cost about the baseline; the check that no key repeats (a hash "
-            "aggregate over every event's five key columns, read back from the table) is most of the rest. "
-            "What would close it: keeping each event's key hash as a column of the table (a hash stable across "
-            "DuckDB versions, such as MD5, since stored), so that the check and a re-merge's anti-join read one "
-            "integer column instead of five."
+            "warehouse's compressed storage cost about the baseline; the check that no key repeats (hashing "
+            "every event's five key columns, read back from the table, and sorting the hashes) is most of the "
+            "rest. What would close it: keeping each event's key hash as a column of the table (a hash stable "
+            "across DuckDB versions, such as MD5, since stored), so that the check reads one integer column "
+            "instead of five."
         ),
     }
 

@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from nto_etl.warehouse import tracking
 from nto_etl.warehouse.tracking import EventFile, EventFileError, merge_event_files, merge_events
 
 HEADER = "send_id,subscriber_key,event_type,event_date,url,bounce_category,smtp_code,batch_id"
@@ -47,6 +48,20 @@ def test_merging_again_and_overlapping_files_insert_nothing_twice(tmp_path: Path
     # A key repeated in the file: the screened merge removes the repeat.
     assert (merged.read, merged.new, merged.path) == (5, 1, "screened")
     assert len(table(con)) == 7
+
+
+@pytest.mark.parametrize("at_once", [2, 1_000])
+def test_a_repeated_key_is_found_whether_the_hashes_are_sorted_at_once_or_in_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_once: int
+) -> None:
+    monkeypatch.setattr(tracking, "HASHES_AT_ONCE", at_once)  # 2: six events in three slices
+    unique = merge_event_files(duckdb.connect(), [events_file(tmp_path, EVENTS)], "p")
+    assert (unique.new, unique.path) == (6, "straight")
+    # The first event again, last: same key (a null url included), far from its twin.
+    con = duckdb.connect()
+    repeated = merge_event_files(con, [events_file(tmp_path, [*EVENTS, EVENTS[0]], "repeat.csv")], "p")
+    assert (repeated.read, repeated.new, repeated.path) == (7, 6, "screened")
+    assert len(table(con)) == 6
 
 
 def test_a_first_merge_overlapping_another_partition_keeps_only_new_events(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
@@ -157,14 +158,8 @@ def _merge_straight(
                 f"SELECT event_type, count(*) FROM tracking_events WHERE {mine} GROUP BY 1 ORDER BY 1",
                 {"p": partition},
             ).fetchall()
-            repeated = scalar(
-                con,
-                f"SELECT count(*) FROM (SELECT {KEY_HASH} AS k FROM tracking_events WHERE {mine} "
-                "GROUP BY k HAVING count(*) > 1 LIMIT 1)",
-                {"p": partition},
-            )
-            if repeated:  # (or a hash collision) the screened merge removes repeats exactly
-                raise _TakeTheScreenedWay
+            if _keys_may_repeat(con, f"SELECT * FROM tracking_events WHERE {mine}", {"p": partition}):
+                raise _TakeTheScreenedWay  # the screened merge removes repeats exactly
             _drop_events_known_elsewhere(con, partition)
             new = scalar(con, f"SELECT count(*) FROM tracking_events WHERE {mine}", {"p": partition})
     except _TakeTheScreenedWay:
@@ -229,16 +224,41 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
                     f"(SELECT 1 FROM tracking_events t WHERE t.event_type = $type AND {_same_event('t', 'e')})",
                     {"type": event_type},
                 )
-            # Equal keys hash equal, so as many distinct hashes as rows proves no key repeats, for
-            # a fraction of what removing repeats costs; otherwise (a repeat, or a hash collision)
-            # the exact de-duplication runs.
-            [(unique,)] = con.execute(f"SELECT count(*) = count(DISTINCT {KEY_HASH}) FROM __fresh").fetchall()
-            events = "__fresh" if unique else f"(SELECT DISTINCT ON ({key}) * FROM __fresh)"
+            # Removing repeats costs far more than proving there are none: only when the check
+            # finds one (or a hash collision) does the exact de-duplication run.
+            repeats = _keys_may_repeat(con, "SELECT * FROM __fresh")
+            events = f"(SELECT DISTINCT ON ({key}) * FROM __fresh)" if repeats else "__fresh"
             before = scalar(con, "SELECT count(*) FROM tracking_events")
             con.execute(f"INSERT INTO tracking_events SELECT *, ? FROM {events}", [partition])
             return scalar(con, "SELECT count(*) FROM tracking_events") - before
     finally:
         con.execute("DROP TABLE IF EXISTS __fresh")
+
+
+# Hashes sorted at once by `_keys_may_repeat`: 160 MB at most (the array and the sort's copy).
+HASHES_AT_ONCE = 10_000_000
+
+
+def _keys_may_repeat(
+    con: duckdb.DuckDBPyConnection, events: str, params: dict[str, object] | None = None
+) -> bool:
+    """Whether two of `events` (SQL) may share a natural key; False proves that none do.
+
+    Equal keys hash equal, so sorted hashes with no two alike prove every key is there once;
+    True means a repeat, or a hash collision, and the caller removes repeats exactly. numpy
+    sorts ten million hashes in about a third of the time DuckDB's hash aggregate takes to
+    count them (about 0.3 s against 1-1.9 s on two cores). Beyond `HASHES_AT_ONCE` events the
+    hashes are taken in slices by their value, so memory stays bounded.
+    """
+    hashed = f"SELECT {KEY_HASH} AS k FROM ({events})"
+    slices = -(-scalar(con, f"SELECT count(*) FROM ({events})", params) // HASHES_AT_ONCE)
+    for part in range(slices):
+        where = f" WHERE k % {slices} = {part}" if slices > 1 else ""
+        hashes = np.asarray(con.execute(f"SELECT k FROM ({hashed}){where}", params).fetchnumpy()["k"])
+        hashes.sort()
+        if bool((hashes[1:] == hashes[:-1]).any()):
+            return True
+    return False
 
 
 def _as_contract_text(file: EventFile, names: list[str]) -> str:
