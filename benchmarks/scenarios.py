@@ -184,10 +184,10 @@ def scenario_sync(scale: float, work: Path) -> dict[str, Any]:
             ""
             if ratio <= 3.0
             else "Why the target is missed: staging the full export (see stage) costs about 2.3x the baseline by "
-            "itself, and the delta hashes every staged row again (MD5 of the row's text, so a change is found "
-            "whatever column it is in) and reads the staged file a second time for the changed rows. What would "
-            "close it: staging at 2x or less, and the delta taking its hashes from the staging pass (a sidecar "
-            "of key, hash and modified time) instead of re-reading 1M rows."
+            "itself, and the delta reads the staged file once more, hashing every row (MD5 of the row's text, so "
+            "a change is found whatever column it is in) and comparing it with what MCE has as it reads. What "
+            "would close it: staging at 2x or less, and the delta taking its hashes from the staging pass (a "
+            "sidecar of key, hash and modified time) instead of reading 1M staged rows again."
         ),
     }
 

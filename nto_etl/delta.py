@@ -51,10 +51,11 @@ def prepare_delta(
 ) -> Delta:
     """Write the rows of `staged` that MCE does not have yet to `out`; `__delta` keeps their hashes.
 
-    Only keys, hashes and modified times are held (in a temporary table that spills to disk);
-    the rows themselves are streamed from the staged file. When every row is new, `out` is a
-    copy of the staged file; otherwise the changed rows in primary-key order, so the same
-    content always gives the same bytes (the import's identity is their hash).
+    The staged file is read once: each row is hashed and compared with what MCE has as it is
+    read, and only the changed rows are kept (in a temporary table that spills to disk). When
+    every row is new, `out` is a copy of the staged file; otherwise the changed rows in
+    primary-key order, so the same content always gives the same bytes (the import's identity
+    is their hash).
     """
     ensure_row_hashes(con)
     columns = [f.name for f in fields]
@@ -77,38 +78,55 @@ def prepare_delta(
         if modified_column
         else "NULL::TIMESTAMP"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hashed AS SELECT {row_key} AS __key, {row_hash} AS __hash, "
-        f"{modified} AS __modified FROM {rows_sql}"
-    )
-    # Known: MCE has this key with the same hash, or with a newer modified time (a stale row).
-    unknown = (
-        "TRUE"
+    hashed = f"SELECT *, {row_key} AS __key, {row_hash} AS __hash, {modified} AS __modified FROM {rows_sql}"
+    known = (
+        0
         if full_refresh
-        else "k.row_key IS NULL OR NOT (k.row_hash = s.__hash OR coalesce(k.modified_at > s.__modified, false))"
+        else scalar(con, "SELECT count(*) FROM row_hashes WHERE de_key = $de", {"de": de_key})
     )
+    if not known:  # every row is new: their hashes, and the staged file itself
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT __key, __hash, __modified FROM ({hashed})"
+        )
+        rows = scalar(con, "SELECT count(*) FROM __delta")
+        _copy(staged, out)
+        return Delta(out, rows, 0)
+    # Known: MCE has this key with the same hash, or with a newer modified time (a stale row).
+    # Unchanged rows keep only their flag: nulls cost next to nothing to store.
+    changed = (
+        "k.row_key IS NULL OR NOT (k.row_hash = s.__hash OR coalesce(k.modified_at > s.__modified, false))"
+    )
+    kept = ", ".join(f"CASE WHEN __changed THEN {ident(c)} END AS {ident(c)}" for c in [*columns, *HASHED])
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __delta AS SELECT s.* FROM __hashed s LEFT JOIN "
-        "(SELECT row_key, row_hash, modified_at FROM row_hashes WHERE de_key = $de) k ON k.row_key = s.__key "
-        f"WHERE {unknown}",
+        f"CREATE OR REPLACE TEMP TABLE __compared AS SELECT __changed, {kept} FROM (SELECT s.*, {changed} AS __changed "
+        f"FROM ({hashed}) s LEFT JOIN (SELECT row_key, row_hash, modified_at FROM row_hashes WHERE de_key = $de) k "
+        "ON k.row_key = s.__key)",
         {"de": de_key},
     )
-    total = scalar(con, "SELECT count(*) FROM __hashed")
-    rows = scalar(con, "SELECT count(*) FROM __delta")
-    con.execute("DROP TABLE __hashed")
-    if rows == total:
-        part = out.with_name(out.name + ".part")
-        shutil.copyfile(staged, part)
-        part.replace(out)
-    else:
-        select = ", ".join(ident(c) for c in columns)
-        write_csv(
-            con,
-            f"SELECT {select} FROM {rows_sql} WHERE {row_key} IN (SELECT __key FROM __delta) "
-            f"ORDER BY {', '.join(ident(c) for c in key_columns)}",
-            out,
+    try:
+        total = scalar(con, "SELECT count(*) FROM __compared")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {', '.join(HASHED)} FROM __compared WHERE __changed"
         )
+        rows = scalar(con, "SELECT count(*) FROM __delta")
+        if rows == total:
+            _copy(staged, out)
+        else:
+            select = ", ".join(ident(c) for c in columns)
+            order = ", ".join(ident(c) for c in key_columns)
+            write_csv(con, f"SELECT {select} FROM __compared WHERE __changed ORDER BY {order}", out)
+    finally:
+        con.execute("DROP TABLE IF EXISTS __compared")
     return Delta(out, rows, total - rows)
+
+
+HASHED = ("__key", "__hash", "__modified")  # what `__delta` keeps of each changed row
+
+
+def _copy(staged: Path, out: Path) -> None:
+    part = out.with_name(out.name + ".part")
+    shutil.copyfile(staged, part)
+    part.replace(out)
 
 
 def record_delta(con: duckdb.DuckDBPyConnection, de_key: str) -> int:

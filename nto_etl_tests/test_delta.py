@@ -86,3 +86,20 @@ def test_a_keyed_table_from_an_earlier_version_is_migrated_with_its_rows(tmp_pat
     ).fetchall()
     assert constraints == [(0,)]
     assert con.execute("SELECT count(*) FROM row_hashes").fetchall() == [(2,)]
+
+
+def test_every_row_changed_or_a_full_refresh_sends_the_staged_file_as_it_is(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    delta(con, staged(tmp_path, [row(2), row(1)], "day1.csv"), tmp_path / "d1.csv")
+    record_delta(con, "contacts")
+    changed = staged(tmp_path, [row(2, "Bo"), row(1, "Cy")], "day2.csv")
+    assert delta(con, changed, tmp_path / "d2.csv")[:2] == (2, 0)
+    assert (tmp_path / "d2.csv").read_bytes() == changed.read_bytes()  # file order, not key order
+    record_delta(con, "contacts")
+    result = prepare_delta(
+        con, "contacts", changed, de_fields(Contact), tmp_path / "full.csv", full_refresh=True
+    )
+    assert (result.rows, result.unchanged) == (2, 0)
+    assert (tmp_path / "full.csv").read_bytes() == changed.read_bytes()
+    record_delta(con, "contacts")
+    assert con.execute("SELECT count(*) FROM row_hashes").fetchall() == [(2,)]  # one hash per key
