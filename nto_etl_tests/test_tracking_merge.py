@@ -141,6 +141,22 @@ def test_one_bad_event_fails_the_merge_and_keeps_nothing(tmp_path: Path) -> None
     ).fetchall() == [(0,)]
 
 
+def test_refused_rows_are_judged_a_page_at_a_time_and_the_first_bad_page_stops_the_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracking, "REFUSED_PAGE_ROWS", 2)
+    # Nanoseconds: refused by the screen, accepted by the contract. Five such rows, three pages.
+    odd = [f"9001,K{n},Open,2026-11-01T07:00:00.000000001,,,,1" for n in range(5)]
+    con = duckdb.connect()
+    assert merge_event_files(con, [events_file(tmp_path, odd, "odd.csv")], "p").new == 5
+    bad = [*odd[:2], odd[2], "9001,K8,Forward,2026-11-01 10:00:00,,,,1", *odd[3:]]
+    with pytest.raises(EventFileError) as info:
+        merge_event_files(con, [events_file(tmp_path, bad, "bad.csv")], "q")
+    assert "row 4: event_type: isin" in str(info.value)
+    assert info.value.unchecked == 2 and "2 later rows" in str(info.value)  # the third page
+    assert len(table(con)) == 5
+
+
 def test_a_bad_event_in_a_first_merge_keeps_nothing_either(tmp_path: Path) -> None:
     con = duckdb.connect()
     merge_event_files(con, [events_file(tmp_path, EVENTS[:2], name="before.csv")], "2026-11-01")

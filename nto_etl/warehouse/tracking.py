@@ -64,13 +64,19 @@ class MergeResult:
 class EventFileError(ValueError):
     """Events that break the contract; nothing of the merge was kept."""
 
-    def __init__(self, source: Path, failures: pd.DataFrame) -> None:
+    def __init__(self, source: Path, failures: pd.DataFrame, unchecked: int = 0) -> None:
         shown = failures.head(MAX_REPORTED)
         lines = [f"row {r.row}: {r.column}: {r.check} ({r.value!r})" for r in shown.itertuples()]
         more = f" and {len(failures) - len(shown)} more" if len(failures) > len(shown) else ""
-        super().__init__(f"{source}: {len(failures)} invalid events{more}: " + "; ".join(lines))
+        rest = (
+            f" ({unchecked} later rows that need checking were not checked: the merge stopped here)"
+            if unchecked
+            else ""
+        )
+        super().__init__(f"{source}: {len(failures)} invalid events{more}{rest}: " + "; ".join(lines))
         self.source = source
         self.failures = failures
+        self.unchecked = unchecked  # rows after the failing page the screen refused, not judged
 
 
 def extract_files(archive: Path, into: Path) -> list[EventFile]:
@@ -281,30 +287,38 @@ def _as_contract_text(file: EventFile, names: list[str]) -> str:
     )
 
 
+# Rows the screen refused, judged by pandera a page at a time: memory stays bounded even when
+# a whole file is refused (say, a changed date format).
+REFUSED_PAGE_ROWS = 50_000
+
+
 def _judge_refused(con: duckdb.DuckDBPyConnection, file: EventFile, screen: Screen, first: int) -> None:
-    """Rows of `file` the screen did not pass: pandera decides; valid ones are kept, invalid ones fail the merge."""
+    """Rows of `file` the screen did not pass: pandera decides, a page at a time; valid ones are
+    kept, and the first page with invalid ones fails the merge."""
     fields = screen.fields
-    as_read = screen.as_read()
-    refused = (
-        con.sql(
-            f"SELECT {as_read}, rowid - {first} + 1 AS __row FROM __events WHERE rowid >= {first} AND NOT __ok"
+    names = ", ".join(ident(f.name) for f in fields)
+    refused = f"SELECT {screen.as_read()}, rowid - {first} + 1 AS __row FROM __events WHERE rowid >= {first} AND NOT __ok"
+    after = 0
+    while not (
+        page := con.sql(
+            f"SELECT * FROM ({refused}) WHERE __row > ? ORDER BY __row LIMIT ?",
+            params=[after, REFUSED_PAGE_ROWS],
         )
         .to_arrow_table()
         .to_pandas()
-    )
-    if refused.empty:
-        return
-    refused.index = pd.Index(refused.pop("__row").to_numpy(dtype="int64"))
-    refused["__line"] = refused.index + 1
-    valid, rejects = validate_chunk(refused, TrackingEvent, fields)
-    if not rejects.empty:
-        raise EventFileError(file.path, rejects.reset_index(drop=True))
-    con.register("__rescued", valid)
-    try:
-        names = ", ".join(ident(f.name) for f in fields)
-        con.execute(f"INSERT INTO __rescued_events SELECT {names} FROM __rescued")
-    finally:
-        con.unregister("__rescued")
+    ).empty:
+        page.index = pd.Index(page.pop("__row").to_numpy(dtype="int64"))
+        after = int(page.index[-1])
+        page["__line"] = page.index + 1
+        valid, rejects = validate_chunk(page, TrackingEvent, fields)
+        if not rejects.empty:
+            unchecked = scalar(con, f"SELECT count(*) FROM ({refused}) WHERE __row > ?", [after])
+            raise EventFileError(file.path, rejects.reset_index(drop=True), unchecked)
+        con.register("__rescued", valid)
+        try:
+            con.execute(f"INSERT INTO __rescued_events SELECT {names} FROM __rescued")
+        finally:
+            con.unregister("__rescued")
 
 
 def _same_event(a: str, b: str) -> str:
