@@ -216,19 +216,24 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
     The events not there yet are found first (an anti-join on the natural key), so the check
     that none of them repeats reads only those: none at all when the same files come again.
     The anti-join runs one event type at a time: each one's keys fit in memory, where all of
-    them at once (tens of millions) would spill to disk and take three times as long."""
+    them at once (tens of millions) would spill to disk and take three times as long. It
+    compares only with the events dated within the incoming ones' range, so the months the
+    warehouse holds besides are skipped by their row groups' date ranges, not read."""
     key = ", ".join(ident(k) for k in NATURAL_KEY)
-    types = [t for (t,) in con.execute(f"SELECT DISTINCT event_type FROM ({incoming})").fetchall()]
+    ranges = con.execute(
+        f"SELECT event_type, min(event_date), max(event_date) FROM ({incoming}) GROUP BY 1"
+    ).fetchall()
     # Created and dropped outside the transaction: a failed statement inside it leaves the
     # transaction unusable, and the error to report is that statement's.
     con.execute(f"CREATE OR REPLACE TEMP TABLE __fresh AS SELECT * FROM ({incoming}) WHERE false")
     try:
         with transaction(con):
-            for event_type in types:
+            for event_type, first, last in ranges:
                 con.execute(
                     f"INSERT INTO __fresh SELECT * FROM ({incoming}) e WHERE e.event_type = $type AND NOT EXISTS "
-                    f"(SELECT 1 FROM tracking_events t WHERE t.event_type = $type AND {_same_event('t', 'e')})",
-                    {"type": event_type},
+                    "(SELECT 1 FROM (SELECT * FROM tracking_events WHERE event_type = $type AND event_date "
+                    f"BETWEEN $first AND $last) t WHERE {_same_event('t', 'e')})",
+                    {"type": event_type, "first": first, "last": last},
                 )
             # Removing repeats costs far more than proving there are none: only when the check
             # finds one (or a hash collision) does the exact de-duplication run.
