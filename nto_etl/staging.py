@@ -21,7 +21,7 @@ import csv
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,18 +119,14 @@ def stage_export(
     scratch.unlink(missing_ok=True)
     con = duckdb.connect(str(scratch))
     with ThreadPoolExecutor(1) as pool:
-        scan = pool.submit(_scan, source, options)  # hashing releases the GIL
+        scan = pool.submit(checksum, source, options)  # hashing releases the GIL
         try:
             con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
             con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
             screen = compile_screen(model) if engine == "duckdb" else None
             _create_tables(con, fields, screen)
             export = _Export(source, options, header, delimiter, block_bytes)
-            rows_read = (
-                _stage_screened(con, export, model, screen, lambda: scan.result().lines)
-                if screen is not None
-                else None
-            )
+            rows_read = _stage_screened(con, export, model, screen) if screen is not None else None
             used = "duckdb"
             if rows_read is None:
                 used = "pandas"
@@ -158,7 +154,7 @@ def stage_export(
             scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
     return StageResult(
         source,
-        scan.result().sha256,
+        scan.result()[0],
         staged_path,
         rejects_path,
         rows_read,
@@ -179,7 +175,11 @@ def _create_tables(
     Temporary tables: they spill to the scratch directory under the memory limit."""
     names = ", ".join(ident(f.name) for f in fields)
     # Without a screen (the pandas engine) `screened` stays empty and everything is in `rescued`.
-    screened = screen.table_columns() if screen is not None else f"{_duck_columns(fields)}, __ok BOOLEAN"
+    screened = (
+        f"{screen.table_columns()}, __breaks INTEGER"
+        if screen is not None
+        else f"{_duck_columns(fields)}, __ok BOOLEAN"
+    )
     con.execute(f"CREATE TEMP TABLE screened ({screened})")
     con.execute(f"CREATE TEMP TABLE rescued ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
     con.execute(
@@ -240,12 +240,11 @@ def _stage_screened(
     export: _Export,
     model: type[pa.DataFrameModel],
     screen: Screen,
-    file_lines: Callable[[], int],
 ) -> int | None:
     """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it).
 
-    `file_lines` gives the number of lines of the file: when it is one more than the rows read,
-    no value holds a line break and row r is on line r + 1; otherwise the breaks are counted."""
+    Each row's line breaks inside values are counted as it is read (`__breaks`), for the
+    line numbers of the rows reported in the rejects."""
     columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in export.header) + "}"
     source, options = export.url, export.options
     protocol, _ = fsspec.core.split_protocol(source)
@@ -261,13 +260,15 @@ def _stage_screened(
     )
     try:
         # One pass over the file; with insertion order preserved, a row's number is its rowid + 1.
-        con.execute(f"INSERT INTO screened {screen.screening(file_rows)}")
+        con.execute(f"INSERT INTO screened {screen.screening(file_rows, _breaks(screen))}")
     except duckdb.InvalidInputException:
         con.execute("DELETE FROM screened")
         return None
     rows = scalar(con, "SELECT count(*) FROM screened")
-    if file_lines() != rows + 1:
-        _count_line_breaks(con, screen)
+    con.execute(
+        "INSERT INTO newlines SELECT __row, sum(__breaks) OVER (ORDER BY __row) "
+        "FROM (SELECT rowid + 1 AS __row, __breaks FROM screened WHERE __breaks > 0)"
+    )
     con.execute(
         f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
         f"FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
@@ -287,15 +288,11 @@ def _stage_screened(
     return rows
 
 
-def _count_line_breaks(con: duckdb.DuckDBPyConnection, screen: Screen) -> None:
-    """Fill `newlines` from the values as read (a typed value the screen passed holds no break)."""
+def _breaks(screen: Screen) -> str:
+    """SQL of a row's line breaks inside its values as read; one search in most rows, which have none."""
     names = [ident(f.name) for f in screen.fields]
-    any_break = " OR ".join(f"contains({n}, chr(10))" for n in names)
-    breaks = " + ".join(f"coalesce(len({n}) - len(replace({n}, chr(10), '')), 0)" for n in names)
-    con.execute(
-        f"INSERT INTO newlines SELECT __row, sum({breaks}) OVER (ORDER BY __row) "
-        f"FROM (SELECT rowid + 1 AS __row, {screen.as_read()} FROM screened) WHERE {any_break}"
-    )
+    count = " + ".join(f"coalesce(len({n}) - len(replace({n}, chr(10), '')), 0)" for n in names)
+    return f"CASE WHEN contains(concat({', '.join(names)}), chr(10)) THEN {count} ELSE 0 END"
 
 
 # The line a record `f` starts on: its row number, plus one for the header, plus the line
@@ -313,33 +310,18 @@ def _size(source: str, options: dict[str, Any]) -> int:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Scanned:
-    sha256: str
-    size: int
-    lines: int  # line breaks, plus one for a last line without one
-
-
 def checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
     """SHA-256 and size of any fsspec file."""
-    scanned = _scan(source, options)
-    return scanned.sha256, scanned.size
-
-
-def _scan(source: str, options: dict[str, Any]) -> _Scanned:
     hasher = hashlib.sha256()
-    size = breaks = 0
-    last = b"\n"
+    size = 0
     try:
         with fsspec.open(source, "rb", **options) as handle:
             while block := handle.read(DEFAULT_BLOCK_BYTES):
                 hasher.update(block)
                 size += len(block)
-                breaks += block.count(b"\n")
-                last = block[-1:]
     except FileNotFoundError:
         raise ExportFileError(source, "the file does not exist") from None
-    return _Scanned(hasher.hexdigest(), size, breaks + (last != b"\n"))
+    return hasher.hexdigest(), size
 
 
 def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[str]:
