@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 
 def ident(name: str) -> str:
@@ -39,3 +40,29 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+# Hashes sorted at once by `repeated_hashes`: 160 MB at most (the array and the sort's copy).
+HASHES_AT_ONCE = 10_000_000
+
+
+def repeated_hashes(
+    con: duckdb.DuckDBPyConnection, hashes: str, params: list[object] | dict[str, object] | None = None
+) -> np.ndarray:
+    """The values the query `hashes` (one UBIGINT column, `h`) gives more than once, each once.
+
+    How repeated keys are found: equal keys hash equal, so every key that repeats has its hash
+    here, and no hash here proves that no key repeats. A hash here may also be a collision of
+    different keys, so callers compare the keys themselves among the rows it selects. numpy
+    sorts ten million hashes in about a third of the time DuckDB's hash aggregate takes to
+    group them (0.3 s against 1-1.9 s on two cores). Beyond `HASHES_AT_ONCE` values they are
+    taken in slices by value, so memory stays bounded.
+    """
+    slices = -(-scalar(con, f"SELECT count(*) FROM ({hashes})", params) // HASHES_AT_ONCE)
+    found = [np.empty(0, dtype=np.uint64)]
+    for part in range(slices):
+        where = f" WHERE h % {slices} = {part}" if slices > 1 else ""
+        values = np.asarray(con.execute(f"SELECT h FROM ({hashes}){where}", params or []).fetchnumpy()["h"])
+        values.sort()
+        found.append(np.unique(values[1:][values[1:] == values[:-1]]))
+    return np.concatenate(found)

@@ -40,7 +40,7 @@ from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
-from nto_etl.sql import ident, literal, scalar
+from nto_etl.sql import ident, literal, repeated_hashes, scalar
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 STAGING_MEMORY = os.environ.get("NTO_STAGING_MEMORY", "512MB")
@@ -691,15 +691,22 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], mo
         return 0
     partition = ", ".join(ident(k) for k in key)
     order = (f"{ident(modified)} DESC NULLS LAST, " if modified else "") + "__row DESC"
-    # Only the keys that repeat are ranked: in a normal export that is a handful of rows. Only the
-    # columns ranking needs are read.
+    # Only the rows whose key hash repeats are ranked (by their keys themselves): in a normal
+    # export that is a handful of rows. Only the columns ranking needs are read.
+    key_hash = f"hash({partition})"
+    repeated = repeated_hashes(con, f"SELECT {key_hash} AS h FROM staged_rows")
+    if not len(repeated):
+        return 0
     needed = ", ".join(ident(c) for c in dict.fromkeys([*key, *([modified] if modified else [])]))
-    con.execute(
-        f"CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS __rank, first_value(__row) OVER w AS __winner "
-        f"FROM (SELECT {needed}, __row, __line FROM staged_rows) SEMI JOIN "
-        f"(SELECT {partition} FROM staged_rows GROUP BY ALL HAVING count(*) > 1) "
-        f"USING ({partition}) WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
-    )
+    con.register("__repeated", pd.DataFrame({"h": repeated}))
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS __rank, first_value(__row) OVER w AS __winner "
+            f"FROM (SELECT {needed}, __row, __line FROM staged_rows WHERE {key_hash} IN (SELECT h FROM __repeated)) "
+            f"WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
+        )
+    finally:
+        con.unregister("__repeated")
     superseded = scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
     if superseded:
         keys = " || '|' || ".join(f"CAST({ident(k)} AS VARCHAR)" for k in key)

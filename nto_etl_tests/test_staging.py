@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import duckdb
 import fsspec
+import numpy as np
 import pandas as pd
 import pytest
 from sshfs import SSHFileSystem
 
-from nto_etl import transfer
+from nto_etl import staging, transfer
 from nto_etl.connections import local_settings
 from nto_etl.contracts import Contact, NewsletterSubscription
 from nto_etl.de_specs import de_spec
@@ -210,6 +212,23 @@ def test_chunked_and_whole_file_runs_are_identical(generated: Path, tmp_path: Pa
     assert whole.rows_rejected > 0
     assert whole.staged_path.read_bytes() == chunked.staged_path.read_bytes()
     assert whole.rejects_path.read_bytes() == chunked.rejects_path.read_bytes()
+
+
+def test_rows_a_hash_collision_selects_are_ranked_by_their_keys(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeated keys are found by their hashes; were every hash a collision, the same rows stay."""
+    found = stage_export(str(generated), Contact, tmp_path / "found")
+    assert found.duplicates_superseded > 0
+
+    def every_hash(con: duckdb.DuckDBPyConnection, hashes: str, params: object = None) -> np.ndarray:
+        return np.unique(con.execute(f"SELECT h FROM ({hashes})").fetchnumpy()["h"])
+
+    monkeypatch.setattr(staging, "repeated_hashes", every_hash)
+    colliding = stage_export(str(generated), Contact, tmp_path / "colliding")
+    assert colliding.duplicates_superseded == found.duplicates_superseded
+    assert colliding.staged_path.read_bytes() == found.staged_path.read_bytes()
+    assert colliding.rejects_path.read_bytes() == found.rejects_path.read_bytes()
 
 
 def test_chunked_and_whole_runs_agree_on_files_with_malformed_rows(generated: Path, tmp_path: Path) -> None:

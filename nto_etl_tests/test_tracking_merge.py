@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from nto_etl import sql
 from nto_etl.warehouse import tracking
 from nto_etl.warehouse.tracking import EventFile, EventFileError, merge_event_files, merge_events
 
@@ -54,7 +55,7 @@ def test_merging_again_and_overlapping_files_insert_nothing_twice(tmp_path: Path
 def test_a_repeated_key_is_found_whether_the_hashes_are_sorted_at_once_or_in_slices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_once: int
 ) -> None:
-    monkeypatch.setattr(tracking, "HASHES_AT_ONCE", at_once)  # 2: six events in three slices
+    monkeypatch.setattr(sql, "HASHES_AT_ONCE", at_once)  # 2: six events in three slices
     unique = merge_event_files(duckdb.connect(), [events_file(tmp_path, EVENTS)], "p")
     assert (unique.new, unique.path) == (6, "straight")
     # The first event again, last: same key (a null url included), far from its twin.

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
 from nto_etl.mce.tracking import RENAMES
-from nto_etl.sql import ident, literal, scalar, transaction
+from nto_etl.sql import ident, literal, repeated_hashes, scalar, transaction
 from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
 
@@ -246,30 +245,12 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
         con.execute("DROP TABLE IF EXISTS __fresh")
 
 
-# Hashes sorted at once by `_keys_may_repeat`: 160 MB at most (the array and the sort's copy).
-HASHES_AT_ONCE = 10_000_000
-
-
 def _keys_may_repeat(
     con: duckdb.DuckDBPyConnection, events: str, params: dict[str, object] | None = None
 ) -> bool:
-    """Whether two of `events` (SQL) may share a natural key; False proves that none do.
-
-    Equal keys hash equal, so sorted hashes with no two alike prove every key is there once;
-    True means a repeat, or a hash collision, and the caller removes repeats exactly. numpy
-    sorts ten million hashes in about a third of the time DuckDB's hash aggregate takes to
-    count them (about 0.3 s against 1-1.9 s on two cores). Beyond `HASHES_AT_ONCE` events the
-    hashes are taken in slices by their value, so memory stays bounded.
-    """
-    hashed = f"SELECT {KEY_HASH} AS k FROM ({events})"
-    slices = -(-scalar(con, f"SELECT count(*) FROM ({events})", params) // HASHES_AT_ONCE)
-    for part in range(slices):
-        where = f" WHERE k % {slices} = {part}" if slices > 1 else ""
-        hashes = np.asarray(con.execute(f"SELECT k FROM ({hashed}){where}", params).fetchnumpy()["k"])
-        hashes.sort()
-        if bool((hashes[1:] == hashes[:-1]).any()):
-            return True
-    return False
+    """Whether two of `events` (SQL) may share a natural key; False proves that none do. True
+    means a repeat, or a hash collision: the caller then removes repeats exactly."""
+    return len(repeated_hashes(con, f"SELECT {KEY_HASH} AS h FROM ({events})", params)) > 0
 
 
 def _as_contract_text(file: EventFile, names: list[str]) -> str:
