@@ -136,7 +136,7 @@ def scenario_stage(scale: float, work: Path) -> dict[str, Any]:
 
 def scenario_sync(scale: float, work: Path) -> dict[str, Any]:
     first, second = contacts(work, int(1_000_000 * scale), days=2)
-    baseline = duckdb_copy_baseline(first, work)
+    baseline = min(duckdb_copy_baseline(first, work) for _ in range(3))  # as scenario 1: the best of several
     export = default_config().export("contacts")
     with LocalMce(work / "mce") as mce, warehouse.connect(work / "warehouse.duckdb") as con:
         client = MceClient(local_settings(mce.info)[0])

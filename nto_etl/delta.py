@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS row_hashes (
 )
 """
 SEPARATOR = "chr(31)"
+HASHED = ("__key", "__hash", "__modified")  # what `__delta` keeps of each changed row
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,6 @@ def prepare_delta(
     finally:
         con.execute("DROP TABLE IF EXISTS __compared")
     return Delta(out, rows, total - rows)
-
-
-HASHED = ("__key", "__hash", "__modified")  # what `__delta` keeps of each changed row
 
 
 def _copy(staged: Path, out: Path) -> None:

@@ -1,5 +1,7 @@
-"""Quoting for the SQL the pipeline builds: identifiers from contracts and config, paths it chose itself.
+"""Helpers for the SQL the pipeline runs on DuckDB: quoting, one-value queries, transactions,
+and repeated keys found by their hashes.
 
+Quoting is for identifiers from contracts and config and paths the pipeline chose itself.
 Values from files or users never go through here: they are bound parameters.
 """
 
