@@ -53,7 +53,7 @@ def prepare_delta(
     """Write the rows of `staged` that MCE does not have yet to `out`; `__delta` keeps their hashes.
 
     The staged file is read once: each row is hashed and compared with what MCE has as it is
-    read, and only the changed rows are kept (in a temporary table that spills to disk). When
+    read, and only the changed rows' values are kept (in a temporary table that spills to disk). When
     every row is new, `out` is a copy of the staged file; otherwise the changed rows in
     primary-key order, so the same content always gives the same bytes (the import's identity
     is their hash).
@@ -93,7 +93,8 @@ def prepare_delta(
         _copy(staged, out)
         return Delta(out, rows, 0)
     # Known: MCE has this key with the same hash, or with a newer modified time (a stale row).
-    # Unchanged rows keep only their flag: nulls cost next to nothing to store.
+    # Every row keeps its flag, only changed rows their values (unchanged ones are nulls): one
+    # read gives both the count of rows and the rows to send.
     changed = (
         "k.row_key IS NULL OR NOT (k.row_hash = s.__hash OR coalesce(k.modified_at > s.__modified, false))"
     )
