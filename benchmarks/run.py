@@ -87,7 +87,7 @@ def report(results: list[dict], scale: float, command: str) -> str:
         if r.get("notes"):
             by = f" by `{r['command']}`" if r.get("command") else ""
             when = f" (measured {r['measured']}{by}.)" if r.get("measured") else ""
-            lines += [f"- **{r['name']}**: {r['notes']}{when}"]
+            lines += [f"- **{r['name']}**: {r['notes'].rstrip()}{when}"]
     return "\n".join(lines) + "\n"
 
 
