@@ -83,7 +83,9 @@ def prepare_delta(
     known = (
         0
         if full_refresh
-        else scalar(con, "SELECT count(*) FROM row_hashes WHERE de_key = $de", {"de": de_key})
+        else scalar(
+            con, "SELECT count(*) FROM (SELECT 1 FROM row_hashes WHERE de_key = $de LIMIT 1)", {"de": de_key}
+        )
     )
     if not known:  # every row is new: their hashes, and the staged file itself
         con.execute(
