@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 
 def ident(name: str) -> str:
@@ -42,6 +43,39 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def insert_frame(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: list[str] | None = None
+) -> None:
+    """Append `frame`'s `columns` (all of them by default) to the same-named columns of `table`."""
+    if frame.empty:
+        return
+    names = ", ".join(ident(c) for c in (columns if columns is not None else list(frame.columns)))
+    con.register("__inserted", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __inserted")
+    finally:
+        con.unregister("__inserted")
+
+
+def pages(con: duckdb.DuckDBPyConnection, query: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of `query` (with a unique integer `__row`) by `__row`, `rows` at a time, as pandas
+    frames indexed by `__row` (Arrow's dtypes: nullable strings, as the pandas engine reads).
+
+    Each page is its own query from where the last one ended, so the caller may write to the
+    connection between pages, and memory holds one page whatever the number of rows."""
+    after = 0
+    while not (
+        page := con.sql(
+            f"SELECT * FROM ({query}) WHERE __row > ? ORDER BY __row LIMIT ?", params=[after, rows]
+        )
+        .to_arrow_table()
+        .to_pandas()
+    ).empty:
+        page.index = pd.Index(page.pop("__row").to_numpy(dtype="int64"))
+        after = int(page.index[-1])
+        yield page
 
 
 # Hashes sorted at once by `repeated_hashes`: 160 MB at most (the array and the sort's copy).

@@ -40,7 +40,7 @@ from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
-from nto_etl.sql import ident, literal, repeated_hashes, scalar
+from nto_etl.sql import ident, insert_frame, literal, pages, repeated_hashes, scalar
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 STAGING_MEMORY = os.environ.get("NTO_STAGING_MEMORY", "512MB")
@@ -228,8 +228,8 @@ def _stage_in_chunks(
         for chunk, malformed in chunks:
             rows_read += len(chunk) + len(malformed)
             valid, rejects = validate_chunk(chunk, model, fields)
-            _append(con, "rescued", valid)
-            _append(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
+            insert_frame(con, "rescued", valid)
+            insert_frame(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
         if not arrow_reader.found_malformed:
             break  # otherwise read again with the exact reader, which numbers rows around malformed ones
     return rows_read
@@ -273,17 +273,10 @@ def _stage_screened(
         f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
         f"FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
     )
-    after, page = 0, export.page_rows
-    while not (
-        chunk := con.sql("SELECT * FROM failing WHERE __row > ? ORDER BY __row LIMIT ?", params=[after, page])
-        .to_arrow_table()
-        .to_pandas()  # the same dtypes as the pandas engine's Arrow reader gives
-    ).empty:
-        chunk.index = pd.Index(chunk.pop("__row").to_numpy(dtype="int64"))
-        after = int(chunk.index[-1])
+    for chunk in pages(con, "SELECT * FROM failing", export.page_rows):
         valid, rejects = validate_chunk(chunk, model, screen.fields)
-        _append(con, "rescued", valid)
-        _append(con, "rejects", rejects)
+        insert_frame(con, "rescued", valid)
+        insert_frame(con, "rejects", rejects)
     con.execute("DROP TABLE failing")
     return rows
 
@@ -675,15 +668,6 @@ def _reject_rows(cases: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
 # -- writing ---------------------------------------------------------------------------------------
 def _duck_columns(fields: tuple[DEField, ...]) -> str:
     return ", ".join(f"{ident(f.name)} {duckdb_type(f)}" for f in fields)
-
-
-def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    if frame.empty:
-        return
-    con.register("__chunk", frame)
-    names = ", ".join(f'"{c}"' for c in frame.columns)
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __chunk")
-    con.unregister("__chunk")
 
 
 def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], modified: str | None) -> int:

@@ -30,7 +30,7 @@ from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
 from nto_etl.mce.tracking import RENAMES
-from nto_etl.sql import ident, literal, repeated_hashes, scalar, transaction
+from nto_etl.sql import ident, insert_frame, literal, pages, repeated_hashes, scalar, transaction
 from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
 
@@ -282,29 +282,16 @@ def _judge_refused(con: duckdb.DuckDBPyConnection, file: EventFile, screen: Scre
     """Rows of `file` the screen did not pass: pandera decides, a page at a time; valid ones are
     kept, and the first page with invalid ones fails the merge."""
     fields = screen.fields
-    names = ", ".join(ident(f.name) for f in fields)
     refused = f"SELECT {screen.as_read()}, rowid - {first} + 1 AS __row FROM __events WHERE rowid >= {first} AND NOT __ok"
-    after = 0
-    while not (
-        page := con.sql(
-            f"SELECT * FROM ({refused}) WHERE __row > ? ORDER BY __row LIMIT ?",
-            params=[after, REFUSED_PAGE_ROWS],
-        )
-        .to_arrow_table()
-        .to_pandas()
-    ).empty:
-        page.index = pd.Index(page.pop("__row").to_numpy(dtype="int64"))
-        after = int(page.index[-1])
+    for page in pages(con, refused, REFUSED_PAGE_ROWS):
         page["__line"] = page.index + 1
         valid, rejects = validate_chunk(page, TrackingEvent, fields)
         if not rejects.empty:
-            unchecked = scalar(con, f"SELECT count(*) FROM ({refused}) WHERE __row > ?", [after])
+            unchecked = scalar(
+                con, f"SELECT count(*) FROM ({refused}) WHERE __row > ?", [int(page.index[-1])]
+            )
             raise EventFileError(file.path, rejects.reset_index(drop=True), unchecked)
-        con.register("__rescued", valid)
-        try:
-            con.execute(f"INSERT INTO __rescued_events SELECT {names} FROM __rescued")
-        finally:
-            con.unregister("__rescued")
+        insert_frame(con, "__rescued_events", valid, [f.name for f in fields])
 
 
 def _same_event(a: str, b: str) -> str:
