@@ -4,7 +4,6 @@ it, and reports what the report needs. Timings at this scale mean nothing and ar
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,9 +41,7 @@ def test_sync_uploads_only_the_changed_rows(results: dict[str, dict[str, Any]]) 
     assert "uploaded only its" in notes and "The local MCE runs in a process of its own" in notes
 
 
-def test_the_report_has_a_row_and_a_note_per_scenario(
-    results: dict[str, dict[str, Any]], tmp_path: Path
-) -> None:
+def test_the_report_has_a_row_and_a_note_per_scenario(results: dict[str, dict[str, Any]]) -> None:
     report = run.report(list(results.values()), SCALE, "pytest")
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split(" | ")[0].strip("| ") for r in rows] == run.SCENARIOS
