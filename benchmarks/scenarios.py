@@ -133,9 +133,9 @@ def duckdb_read_alone(source: Path) -> float:
 
 
 def change_only_read(previous: Path, today: Path, work: Path) -> tuple[float, int]:
-    """The first step of the change-only staging proposed in docs/CHANGE_ONLY_STAGING.md, timed
-    (best of three): today's export read once into a table in file order (raw values, each row's
-    fingerprint and whether it has line breaks), then the rows whose key and fingerprint the
+    """The first step of a change-only staging (prototyped, not kept: docs/CHANGE_ONLY_STAGING.md),
+    timed (best of three): today's export read once into a table in file order (raw values, each
+    row's fingerprint and whether it has line breaks), then the rows whose key and fingerprint the
     rows of `previous` do not have. Returns (seconds, rows found changed or new).
 
     The anti-join is a second statement: joined while inserting, DuckDB does not keep file order."""
@@ -286,15 +286,14 @@ def scenario_sync(scale: float, work: Path) -> dict[str, Any]:
             f"what MCE has as it reads) and the local MCE's import {phases['waiting for the import'] / baseline:.1f}x. "
             "Were staging at its own 2x target, the import alone would leave "
             f"{max(0.0, 1 - phases['waiting for the import'] / baseline):.1f}x for the delta, the upload and the ledger. "
-            "What would close it: not staging again what an earlier day staged (docs/CHANGE_ONLY_STAGING.md, "
-            "proposed, not built). A row's staged line depends only on its raw values, so each export row would be "
-            "fingerprinted as it is read and looked up, per key, among the rows an earlier staging kept; only the "
-            "rows not found would be validated and rendered, the others' staged bytes copied from the earlier "
-            "staged file (the warehouse still gets the whole day), and the delta would compare hashes kept "
-            "beside the staged file instead of reading it again. Its first step, measured in this run: reading "
-            f"day 2's export once into a table in file order and finding its {changed_rows:,} changed or new "
-            f"rows took {read_changes:.2f} s ({read_changes / baseline:.1f}x); the design's estimate of day 2 in "
-            "all is in that document."
+            "What would close it: not staging again what an earlier staging staged. That was built as a "
+            "prototype (docs/CHANGE_ONLY_STAGING.md): each row's raw values fingerprinted as read and looked "
+            "up in an index beside the earlier staged file, the found rows' lines copied from it. Its output "
+            "was byte for byte right but day 2 was no faster, because storing every row in file order, not "
+            "the rules, is most of staging's cost, and DuckDB's CSV reader gives no row numbers to avoid it; "
+            "so it was not kept. Measured in this run, reading day 2's export once into a table in file "
+            f"order and finding its {changed_rows:,} changed or new rows took {read_changes:.2f} s "
+            f"({read_changes / baseline:.1f}x) by itself."
         ),
     }
 
