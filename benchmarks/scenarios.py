@@ -29,7 +29,7 @@ from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient, parse_retrieve_page
 from nto_etl.mce_local import LocalMce
-from nto_etl.sql import scalar
+from nto_etl.sql import csv_as_text, scalar
 from nto_etl.staging import stage_export
 from nto_etl.sync import sync_partition
 from nto_etl.warehouse import connection as warehouse
@@ -140,15 +140,11 @@ def change_only_read(previous: Path, today: Path, work: Path) -> tuple[float, in
 
     The anti-join is a second statement: joined while inserting, DuckDB does not keep file order."""
     names = [f.name for f in de_fields(Contact)]
-    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     values = ", ".join(names)
     extra = f"hash({values}) AS fp, contains(concat({values}), chr(10)) AS breaks"
 
     def rows(path: Path) -> str:
-        return (
-            f"read_csv('{path}', columns = {columns}, header = true, auto_detect = false, quote = '\"', "
-            "escape = '\"', strict_mode = true, null_padding = false)"
-        )
+        return csv_as_text(path, names)  # as staging reads an export
 
     def step(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE today AS SELECT *, {extra} FROM {rows(today)}")

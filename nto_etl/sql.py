@@ -45,6 +45,28 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+def csv_as_text(path: str | Path, header: list[str], delimiter: str = ",") -> str:
+    """SQL of DuckDB reading a CSV file as text in `header`'s columns, strictly: a row with too
+    few or too many fields, a stray quote or bytes that are not UTF-8 are errors, never guesses.
+    Empty cells, quoted or not, are nulls."""
+    columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header) + "}"
+    return (
+        f"read_csv({literal(path)}, columns = {columns}, header = true, auto_detect = false, "
+        f"delim = {literal(delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
+        "null_padding = false, allow_quoted_nulls = true, encoding = 'utf-8')"
+    )
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> Iterator[str]:
+    """`frame` readable by SQL as `name` within the block."""
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
 def insert_frame(
     con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: list[str] | None = None
 ) -> None:
@@ -52,11 +74,8 @@ def insert_frame(
     if frame.empty:
         return
     names = ", ".join(ident(c) for c in (columns if columns is not None else list(frame.columns)))
-    con.register("__inserted", frame)
-    try:
+    with registered(con, "__inserted", frame):
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __inserted")
-    finally:
-        con.unregister("__inserted")
 
 
 def pages(con: duckdb.DuckDBPyConnection, query: str, rows: int) -> Iterator[pd.DataFrame]:

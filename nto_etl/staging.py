@@ -40,7 +40,7 @@ from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
-from nto_etl.sql import ident, insert_frame, literal, pages, repeated_hashes, scalar
+from nto_etl.sql import csv_as_text, ident, insert_frame, literal, pages, registered, repeated_hashes, scalar
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 STAGING_MEMORY = os.environ.get("NTO_STAGING_MEMORY", "512MB")
@@ -245,7 +245,6 @@ def _stage_screened(
 
     Each row's line breaks inside values are counted as it is read (`__breaks`), for the
     line numbers of the rows reported in the rejects."""
-    columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in export.header) + "}"
     source, options = export.url, export.options
     protocol, _ = fsspec.core.split_protocol(source)
     path = source
@@ -253,11 +252,7 @@ def _stage_screened(
         path = fsspec.core.strip_protocol(source)
     elif protocol is not None:
         con.register_filesystem(fsspec.core.url_to_fs(source, **options)[0])  # DuckDB reads through fsspec
-    file_rows = (
-        f"SELECT * FROM read_csv({literal(path)}, columns = {columns}, header = true, auto_detect = false, "
-        f"delim = {literal(export.delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
-        "null_padding = false, allow_quoted_nulls = true, encoding = 'utf-8')"
-    )
+    file_rows = f"SELECT * FROM {csv_as_text(path, export.header, export.delimiter)}"
     try:
         # One pass over the file; with insertion order preserved, a row's number is its rowid + 1.
         con.execute(f"INSERT INTO screened {screen.screening(file_rows, _breaks(screen))}")
@@ -682,15 +677,12 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], mo
     if not len(repeated):
         return 0
     needed = ", ".join(ident(c) for c in dict.fromkeys([*key, *([modified] if modified else [])]))
-    con.register("__repeated", pd.DataFrame({"h": repeated}))
-    try:
+    with registered(con, "__repeated", pd.DataFrame({"h": repeated})):
         con.execute(
             f"CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS __rank, first_value(__row) OVER w AS __winner "
             f"FROM (SELECT {needed}, __row, __line FROM staged_rows WHERE {key_hash} IN (SELECT h FROM __repeated)) "
             f"WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
         )
-    finally:
-        con.unregister("__repeated")
     superseded = scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
     if superseded:
         keys = " || '|' || ".join(f"CAST({ident(k)} AS VARCHAR)" for k in key)

@@ -1,8 +1,11 @@
-"""The SQL helpers: repeated values found by their hashes, whole or in slices."""
+"""The SQL helpers: repeated values found by their hashes, pages, registered frames, strict CSV reading."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+import pandas as pd
 import pytest
 
 from nto_etl import sql
@@ -31,3 +34,28 @@ def test_pages_come_in_row_order_indexed_by_row_and_writes_between_them_are_safe
         sql.insert_frame(con, "seen", page)  # the connection is free between pages
     assert sizes == [4, 4, 1]
     assert [v for (v,) in con.execute("SELECT v FROM seen").fetchall()] == [f"v{i}" for i in range(8, -1, -1)]
+
+
+def test_a_registered_frame_is_gone_after_the_block_even_when_it_fails() -> None:
+    con = duckdb.connect()
+    frame = pd.DataFrame({"x": [1, 2, 3]})
+    with sql.registered(con, "__f", frame) as name:
+        assert sql.scalar(con, f"SELECT sum(x) FROM {name}") == 6
+    with pytest.raises(duckdb.BinderException), sql.registered(con, "__f", frame):
+        con.execute("SELECT no_such_column FROM __f")
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM __f")
+
+
+def test_csv_as_text_keeps_text_makes_empty_cells_null_and_refuses_a_short_row(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    good = tmp_path / "good.csv"
+    good.write_text('a;b\n007;""\n;"x;y"\n', encoding="utf-8")
+    assert con.execute(f"SELECT * FROM {sql.csv_as_text(good, ['a', 'b'], ';')}").fetchall() == [
+        ("007", None),
+        (None, "x;y"),
+    ]
+    short = tmp_path / "short.csv"
+    short.write_text("a,b\n1,2\n3\n", encoding="utf-8")
+    with pytest.raises(duckdb.InvalidInputException):
+        con.execute(f"SELECT * FROM {sql.csv_as_text(short, ['a', 'b'])}").fetchall()

@@ -8,7 +8,7 @@ from nto_etl.defs.crm_sync import de_key, staged_key
 from nto_etl.defs.partitions import daily, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.mce import data_extensions as dex
-from nto_etl.sql import transaction
+from nto_etl.sql import insert_frame, transaction
 from nto_etl.warehouse import analytics, crm_updates
 from nto_etl.warehouse.loads import load_staged_partition
 
@@ -66,9 +66,7 @@ def mce_contact_rows(mce: MceResource, warehouse: DuckDBResource) -> dg.Material
             con.execute("DELETE FROM mce_contact_rows")
             rows = 0
             for page in dex.retrieve_rows(client, key, columns):
-                con.register("__page", page)
-                con.execute("INSERT INTO mce_contact_rows SELECT * FROM __page")
-                con.unregister("__page")
+                insert_frame(con, "mce_contact_rows", page)
                 rows += len(page)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "data_extension": key})
 

@@ -30,7 +30,17 @@ from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
 from nto_etl.mce.tracking import RENAMES
-from nto_etl.sql import ident, insert_frame, literal, pages, repeated_hashes, scalar, transaction
+from nto_etl.sql import (
+    csv_as_text,
+    ident,
+    insert_frame,
+    literal,
+    pages,
+    registered,
+    repeated_hashes,
+    scalar,
+    transaction,
+)
 from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
 
@@ -200,12 +210,9 @@ def merge_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, partition
     valid = TrackingEvent.validate(events.replace({"": None}), lazy=True) if not events.empty else events
     if valid.empty:
         return 0, 0
-    con.register("__frame", valid)
-    try:
-        columns = ", ".join(ident(f.name) for f in de_fields(TrackingEvent))
+    columns = ", ".join(ident(f.name) for f in de_fields(TrackingEvent))
+    with registered(con, "__frame", valid):
         new = _insert_new_events(con, f"SELECT {columns} FROM __frame", partition)
-    finally:
-        con.unregister("__frame")
     return len(valid), new
 
 
@@ -265,12 +272,7 @@ def _as_contract_text(file: EventFile, names: list[str]) -> str:
             # Unparseable dates stay as they were, for the contract to refuse by name.
             value = f"coalesce(strftime(try_strptime({value}, {literal(file.date_format)}), '{ISO_TEXT}'), {value})"
         parts.append(f"{value} AS {ident(name)}")
-    as_text = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header) + "}"
-    return (
-        f"SELECT {', '.join(parts)} FROM read_csv({literal(file.path)}, header = true, columns = {as_text}, "
-        "auto_detect = false, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-        "allow_quoted_nulls = true)"
-    )
+    return f"SELECT {', '.join(parts)} FROM {csv_as_text(file.path, header)}"
 
 
 # Rows the screen refused, judged by pandera a page at a time: memory stays bounded even when
