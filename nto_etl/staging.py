@@ -40,6 +40,7 @@ from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
+from nto_etl.screened_rows import ScreenedRows, memory_bytes
 from nto_etl.sql import csv_as_text, ident, insert_frame, literal, pages, registered, repeated_hashes, scalar
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
@@ -113,33 +114,39 @@ def stage_export(
     out_dir.mkdir(parents=True, exist_ok=True)
     base = name or Path(source.rstrip("/")).stem
     staged_path, rejects_path = out_dir / f"{base}.csv", out_dir / f"{base}.rejects.csv"
-    # A file-backed scratch database with a memory cap: the staged rows spill to disk, so memory
-    # stays bounded whatever the export's size.
-    scratch = out_dir / f".{base}.staging.duckdb"
-    scratch.unlink(missing_ok=True)
-    con = duckdb.connect(str(scratch))
+    # A scratch database with a memory cap: its temporary tables spill to a directory of this
+    # export's own, so memory stays bounded whatever the export's size.
+    con = duckdb.connect()
     with ThreadPoolExecutor(1) as pool:
         scan = pool.submit(checksum, source, options)  # hashing releases the GIL
         try:
-            con.execute(f"SET temp_directory = {literal(out_dir / '.tmp')}")
+            con.execute(f"SET temp_directory = {literal(out_dir / f'.{base}.staging.tmp')}")
             con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+            con.execute("SET enable_progress_bar = false")  # a long read would draw one on stderr
             screen = compile_screen(model) if engine == "duckdb" else None
-            _create_tables(con, fields, screen)
+            _create_tables(con, fields)
             export = _Export(source, options, header, delimiter, block_bytes)
-            rows_read = _stage_screened(con, export, model, screen) if screen is not None else None
+            screened = ScreenedRows(con, in_memory=_in_memory(size))
+            rows_read = _stage_screened(con, export, model, screen, screened) if screen is not None else None
             used = "duckdb"
             if rows_read is None:
                 used = "pandas"
+                screened.create_empty(f"{_duck_columns(fields)}, __ok BOOLEAN")
                 rows_read = _stage_in_chunks(con, export, model, fields)
+            names = ", ".join(ident(f.name) for f in fields)
+            con.execute(
+                f"CREATE TEMP VIEW staged_rows AS SELECT {names}, __row, NULL::BIGINT AS __line "
+                f"FROM screened WHERE __ok UNION ALL SELECT {names}, __row, __line FROM rescued"
+            )
             via_pandera = (
                 rows_read if used == "pandas" else scalar(con, "SELECT count(*) FROM screened WHERE NOT __ok")
             )
 
             info = dataset_info(model)
-            superseded = _resolve_duplicates(con, info.primary_key, info.modified_column)
-            _write_staged(con, fields, staged_path)
+            superseded = _resolve_duplicates(con, screened, info.primary_key, info.modified_column)
+            staged = _write_staged(con, fields, staged_path)
+            screened.release()
             write_csv(con, 'SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check"', rejects_path)
-            staged = scalar(con, "SELECT count(*) FROM staged_rows")
             rejected = scalar(
                 con, "SELECT count(DISTINCT row) FROM rejects WHERE \"check\" <> 'duplicate_key'"
             )
@@ -150,8 +157,6 @@ def stage_export(
             )
         finally:
             con.close()
-            scratch.unlink(missing_ok=True)
-            scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
     return StageResult(
         source,
         scan.result()[0],
@@ -167,25 +172,12 @@ def stage_export(
     )
 
 
-def _create_tables(
-    con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], screen: Screen | None
-) -> None:
-    """`screened`: rows the DuckDB engine read, in file order (row = rowid + 1), `__ok` when staged;
-    `rescued`: rows pandera validated, with their row and line; `staged_rows`: both, as staged.
-    Temporary tables: they spill to the scratch directory under the memory limit."""
-    names = ", ".join(ident(f.name) for f in fields)
-    # Without a screen (the pandas engine) `screened` stays empty and everything is in `rescued`.
-    screened = (
-        f"{screen.table_columns()}, __breaks INTEGER"
-        if screen is not None
-        else f"{_duck_columns(fields)}, __ok BOOLEAN"
-    )
-    con.execute(f"CREATE TEMP TABLE screened ({screened})")
+def _create_tables(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...]) -> None:
+    """`rescued`: rows pandera validated, with their row and line; `rejects`; `newlines`.
+    Temporary tables: they spill to the scratch directory under the memory limit. The rows the
+    DuckDB engine read are `screened` (`ScreenedRows`); without a screen (the pandas engine)
+    `screened` is empty and every row is in `rescued`."""
     con.execute(f"CREATE TEMP TABLE rescued ({_duck_columns(fields)}, __row BIGINT, __line BIGINT)")
-    con.execute(
-        f"CREATE TEMP VIEW staged_rows AS SELECT {names}, rowid + 1 AS __row, NULL::BIGINT AS __line "
-        f"FROM screened WHERE __ok UNION ALL SELECT {names}, __row, __line FROM rescued"
-    )
     con.execute(
         'CREATE TEMP TABLE rejects (row BIGINT, line BIGINT, "column" VARCHAR, "check" VARCHAR, value VARCHAR)'
     )
@@ -240,6 +232,7 @@ def _stage_screened(
     export: _Export,
     model: type[pa.DataFrameModel],
     screen: Screen,
+    screened: ScreenedRows,
 ) -> int | None:
     """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it).
 
@@ -254,19 +247,16 @@ def _stage_screened(
         con.register_filesystem(fsspec.core.url_to_fs(source, **options)[0])  # DuckDB reads through fsspec
     file_rows = f"SELECT * FROM {csv_as_text(path, export.header, export.delimiter)}"
     try:
-        # One pass over the file; with insertion order preserved, a row's number is its rowid + 1.
-        con.execute(f"INSERT INTO screened {screen.screening(file_rows, _breaks(screen))}")
+        rows = screened.fill(screen.screening(file_rows, _breaks(screen)))  # one pass over the file
     except duckdb.InvalidInputException:
-        con.execute("DELETE FROM screened")
         return None
-    rows = scalar(con, "SELECT count(*) FROM screened")
     con.execute(
         "INSERT INTO newlines SELECT __row, sum(__breaks) OVER (ORDER BY __row) "
-        "FROM (SELECT rowid + 1 AS __row, __breaks FROM screened WHERE __breaks > 0)"
+        "FROM (SELECT __row, __breaks FROM screened WHERE __breaks > 0)"
     )
     con.execute(
         f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
-        f"FROM (SELECT *, rowid + 1 AS __row FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
+        f"FROM (SELECT * FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
     )
     for chunk in pages(con, "SELECT * FROM failing", export.page_rows):
         valid, rejects = validate_chunk(chunk, model, screen.fields)
@@ -277,16 +267,24 @@ def _stage_screened(
 
 
 def _breaks(screen: Screen) -> str:
-    """SQL of a row's line breaks inside its values as read; one search in most rows, which have none."""
+    """SQL of a row's line breaks inside its values as read (`__breaks`); one search in most rows,
+    which have none."""
     names = [ident(f.name) for f in screen.fields]
     count = " + ".join(f"coalesce(len({n}) - len(replace({n}, chr(10), '')), 0)" for n in names)
-    return f"CASE WHEN contains(concat({', '.join(names)}), chr(10)) THEN {count} ELSE 0 END"
+    return f"CASE WHEN contains(concat({', '.join(names)}), chr(10)) THEN {count} ELSE 0 END AS __breaks"
 
 
 # The line a record `f` starts on: its row number, plus one for the header, plus the line
 # breaks inside the values of the rows before it (the last `newlines` entry before it).
 LINES_BEFORE = "ASOF LEFT JOIN newlines n ON f.__row > n.__row"
 LINE = "f.__row + 1 + coalesce(n.upto, 0)"
+
+
+def _in_memory(size: int) -> bool:
+    """Whether the screened rows of an export of `size` bytes are kept in memory (see
+    `screened_rows`): when the file fits in staging's memory budget. As Arrow they take about
+    the file's size (188 MB for a 195 MB export of a million contacts)."""
+    return size <= memory_bytes(STAGING_MEMORY)
 
 
 def _size(source: str, options: dict[str, Any]) -> int:
@@ -665,7 +663,9 @@ def _duck_columns(fields: tuple[DEField, ...]) -> str:
     return ", ".join(f"{ident(f.name)} {duckdb_type(f)}" for f in fields)
 
 
-def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], modified: str | None) -> int:
+def _resolve_duplicates(
+    con: duckdb.DuckDBPyConnection, screened: ScreenedRows, key: tuple[str, ...], modified: str | None
+) -> int:
     if not key:
         return 0
     partition = ", ".join(ident(k) for k in key)
@@ -691,9 +691,8 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], mo
             f"'{'|'.join(key)}', 'duplicate_key', {keys} || ' (kept row ' || __winner || ')' "
             f"FROM (SELECT * FROM ranked WHERE __rank > 1) f {LINES_BEFORE}"
         )
-        losers = "(SELECT __row FROM ranked WHERE __rank > 1)"
-        con.execute(f"UPDATE screened SET __ok = false WHERE rowid + 1 IN {losers}")
-        con.execute(f"DELETE FROM rescued WHERE __row IN {losers}")
+        screened.set_aside(con.execute("SELECT __row FROM ranked WHERE __rank > 1").fetchnumpy()["__row"])
+        con.execute("DELETE FROM rescued WHERE __row IN (SELECT __row FROM ranked WHERE __rank > 1)")
     con.execute("DROP TABLE ranked")
     return superseded
 
@@ -712,13 +711,13 @@ def staged_select(fields: tuple[DEField, ...]) -> str:
     return ", ".join(parts)
 
 
-def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], path: Path) -> None:
-    """The staged CSV, in file order. Screened rows are stored in file order, so only when pandera
-    rescued some rows does the output need sorting."""
+def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], path: Path) -> int:
+    """The staged CSV, in file order; returns its rows. Screened rows are kept in file order, so
+    only when pandera rescued some rows does the output need sorting."""
     rows = (
         "staged_rows ORDER BY __row" if scalar(con, "SELECT count(*) FROM rescued") else "screened WHERE __ok"
     )
-    write_csv(con, f"SELECT {staged_select(fields)} FROM {rows}", path)
+    return write_csv(con, f"SELECT {staged_select(fields)} FROM {rows}", path)
 
 
 def read_staged(path: Path | str, model: type[pa.DataFrameModel]) -> pd.DataFrame:

@@ -34,6 +34,7 @@ def test_stage_reports_where_its_time_went(results: dict[str, dict[str, Any]]) -
     assert stage["ratio"] == pytest.approx(stage["seconds"] / stage["baseline_seconds"])
     for phase in ("screening every row", "pandera judging", "writing the staged file", "DuckDB reading"):
         assert phase in stage["notes"]
+    assert "kept in memory as Arrow; kept in a DuckDB table instead" in stage["notes"]
 
 
 def test_sync_uploads_only_the_changed_rows(results: dict[str, dict[str, Any]]) -> None:

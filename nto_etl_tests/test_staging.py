@@ -206,6 +206,43 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "crm" / "contacts" / "contacts_2026-11-01.csv"
 
 
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 MB: DuckDB reads it on several threads, whose rows come out of order unless kept so."""
+    from datetime import date
+
+    out = tmp_path_factory.mktemp("large")
+    return generate(60_000, 5, out, date(2026, 11, 1), 1, only={"contacts"})[0]
+
+
+def test_rows_are_staged_in_file_order_in_memory_and_in_a_table(
+    large: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept_in_memory: list[bool] = []
+    real = staging.ScreenedRows
+
+    def spy(con: duckdb.DuckDBPyConnection, *, in_memory: bool) -> staging.ScreenedRows:
+        kept_in_memory.append(in_memory)
+        return real(con, in_memory=in_memory)
+
+    monkeypatch.setattr(staging, "ScreenedRows", spy)
+    in_memory = stage_export(str(large), Contact, tmp_path / "memory")
+    monkeypatch.setattr(staging, "_in_memory", lambda size: False)
+    in_table = stage_export(str(large), Contact, tmp_path / "table")
+    assert kept_in_memory == [True, False]
+    assert in_memory.rows_rejected > 0
+    assert in_memory.duplicates_superseded > 0
+    assert in_memory.staged_path.read_bytes() == in_table.staged_path.read_bytes()
+    assert in_memory.rejects_path.read_bytes() == in_table.rejects_path.read_bytes()
+
+    with open(large, newline="", encoding="utf-8") as handle:
+        source = [r["customer_id"] for r in csv.DictReader(handle)]
+    set_aside = {int(r["row"]) for r in rejects(in_memory)}
+    with open(in_memory.staged_path, newline="", encoding="utf-8") as handle:
+        staged = [r["customer_id"] for r in csv.DictReader(handle)]
+    assert staged == [cid for row, cid in enumerate(source, start=1) if row not in set_aside]
+
+
 def test_chunked_and_whole_file_runs_are_identical(generated: Path, tmp_path: Path) -> None:
     whole = stage_export(str(generated), Contact, tmp_path / "whole")
     chunked = stage_export(str(generated), Contact, tmp_path / "chunked", block_bytes=16 * 1024)

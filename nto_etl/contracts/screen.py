@@ -86,7 +86,10 @@ class Screen:
     def screening(self, rows: str, *extra: str) -> str:
         """SELECT of `table_columns()` (then the `extra` expressions, over the text columns) for
         the rows of `rows`, a query giving the contract's columns as text."""
-        kept = "".join(f", CASE WHEN NOT __ok THEN {ident(f.name)} END" for f in self._kept_as_read)
+        kept = "".join(
+            f", CASE WHEN NOT __ok THEN {ident(f.name)} END AS {ident(RAW + f.name)}"
+            for f in self._kept_as_read
+        )
         more = "".join(f", {e}" for e in extra)
         # Typed values first, once each (DuckDB does not share a repeated cast within a filter).
         with_values = f"SELECT *{self._values()} FROM ({rows})"
