@@ -24,8 +24,11 @@ import re
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as arrow
 import pyarrow.compute as pc
+
+from nto_etl.sql import registered, scalar
 
 NAME = "screened"
 STORE = "__screened_store"  # the table behind `screened` when the rows are not in memory
@@ -51,7 +54,7 @@ class ScreenedRows:
             return table.num_rows
         self.con.execute(f"CREATE TEMP TABLE {STORE} AS {query}")
         self.con.execute(f"CREATE TEMP VIEW {NAME} AS SELECT *, rowid + 1 AS __row FROM {STORE}")
-        return int(self.con.execute(f"SELECT count(*) FROM {STORE}").fetchall()[0][0])
+        return scalar(self.con, f"SELECT count(*) FROM {STORE}")
 
     def create_empty(self, columns: str) -> None:
         """An empty `screened` with `columns` (SQL column definitions, `__ok BOOLEAN` among
@@ -65,14 +68,10 @@ class ScreenedRows:
         if not len(rows):
             return
         if self.table is None:  # in a table (or not filled: then nothing is set aside)
-            numbers = arrow.table({"__row": arrow.array(rows, arrow.int64())})
-            self.con.register("__set_aside", numbers)
-            try:
+            with registered(self.con, "__set_aside", pd.DataFrame({"__row": rows.astype(np.int64)})):
                 self.con.execute(
                     f"UPDATE {STORE} SET __ok = false WHERE rowid + 1 IN (SELECT __row FROM __set_aside)"
                 )
-            finally:
-                self.con.unregister("__set_aside")
             return
         ok = pc.fill_null(self.table.column("__ok"), False).to_numpy(zero_copy_only=False).copy()
         ok[np.asarray(rows, dtype=np.int64) - 1] = False
