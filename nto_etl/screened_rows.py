@@ -52,22 +52,19 @@ class ScreenedRows:
             table = self.con.sql(query).to_arrow_table()
             self._register(table.append_column("__row", arrow.array(np.arange(1, table.num_rows + 1))))
             return table.num_rows
-        self.con.execute(f"CREATE TEMP TABLE {STORE} AS {query}")
-        self.con.execute(f"CREATE TEMP VIEW {NAME} AS SELECT *, rowid + 1 AS __row FROM {STORE}")
+        self._store(f"AS {query}")
         return scalar(self.con, f"SELECT count(*) FROM {STORE}")
 
     def create_empty(self, columns: str) -> None:
         """An empty `screened` with `columns` (SQL column definitions, `__ok BOOLEAN` among
         them), for a staging whose rows were not screened."""
-        self.in_memory = False
-        self.con.execute(f"CREATE TEMP TABLE {STORE} ({columns})")
-        self.con.execute(f"CREATE TEMP VIEW {NAME} AS SELECT *, rowid + 1 AS __row FROM {STORE}")
+        self._store(f"({columns})")
 
     def set_aside(self, rows: np.ndarray) -> None:
         """Rows (by number) that are no longer staged: their `__ok` becomes false."""
         if not len(rows):
             return
-        if self.table is None:  # in a table (or not filled: then nothing is set aside)
+        if self.table is None:  # in a table
             with registered(self.con, "__set_aside", pd.DataFrame({"__row": rows.astype(np.int64)})):
                 self.con.execute(
                     f"UPDATE {STORE} SET __ok = false WHERE rowid + 1 IN (SELECT __row FROM __set_aside)"
@@ -86,6 +83,12 @@ class ScreenedRows:
         else:
             self.con.execute(f"DROP VIEW IF EXISTS {NAME}")
             self.con.execute(f"DROP TABLE IF EXISTS {STORE}")
+
+    def _store(self, definition: str) -> None:
+        """`screened` over a temporary table (`definition`: its columns, or `AS query`); the
+        table keeps insertion order, so a row's number is its rowid + 1."""
+        self.con.execute(f"CREATE TEMP TABLE {STORE} {definition}")
+        self.con.execute(f"CREATE TEMP VIEW {NAME} AS SELECT *, rowid + 1 AS __row FROM {STORE}")
 
     def _register(self, table: arrow.Table) -> None:
         self.table = table
