@@ -18,11 +18,10 @@ Rules (documented in the README):
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +37,7 @@ import pyarrow.csv as pacsv
 from nto_etl.contracts.fields import dataset_info, de_fields
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
+from nto_etl.export_scan import ExportScan, scan_export
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
 from nto_etl.screened_rows import ScreenedRows, memory_bytes
@@ -118,7 +118,7 @@ def stage_export(
     # export's own, so memory stays bounded whatever the export's size.
     con = duckdb.connect()
     with ThreadPoolExecutor(1) as pool:
-        scan = pool.submit(checksum, source, options)  # hashing releases the GIL
+        scan = pool.submit(_scan, source, options)
         try:
             con.execute(f"SET temp_directory = {literal(out_dir / f'.{base}.staging.tmp')}")
             con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
@@ -127,12 +127,14 @@ def stage_export(
             _create_tables(con, fields)
             export = _Export(source, options, header, delimiter, block_bytes)
             screened = ScreenedRows(con, in_memory=_in_memory(size))
-            rows_read = _stage_screened(con, export, model, screen, screened) if screen is not None else None
+            rows_read = (
+                _stage_screened(con, export, model, screen, screened, scan) if screen is not None else None
+            )
             used = "duckdb"
             if rows_read is None:
                 used = "pandas"
                 screened.create_empty(f"{_duck_columns(fields)}, __ok BOOLEAN")
-                rows_read = _stage_in_chunks(con, export, model, fields)
+                rows_read = _stage_in_chunks(con, export, model, fields, scan)
             names = ", ".join(ident(f.name) for f in fields)
             con.execute(
                 f"CREATE TEMP VIEW staged_rows AS SELECT {names}, __row, NULL::BIGINT AS __line "
@@ -159,7 +161,7 @@ def stage_export(
             con.close()
     return StageResult(
         source,
-        scan.result()[0],
+        scan.result().sha256,
         staged_path,
         rejects_path,
         rows_read,
@@ -206,8 +208,12 @@ def _stage_in_chunks(
     export: _Export,
     model: type[pa.DataFrameModel],
     fields: tuple[DEField, ...],
+    scan: Future[ExportScan],
 ) -> int:
-    """The pandas engine: every row through pandera, chunk by chunk; returns the rows read."""
+    """The pandas engine: every row through pandera, chunk by chunk; returns the rows read.
+
+    Arrow's reader is fast but skips malformed rows and blank lines without saying where: when
+    it met one, or its lines do not add up to the file's, the exact reader reads it again."""
     rows_read = 0
     columns = [f.name for f in fields]
     arrow_reader = _ArrowChunks(export.url, export.options, columns, export.delimiter, export.block_bytes)
@@ -222,8 +228,11 @@ def _stage_in_chunks(
             valid, rejects = validate_chunk(chunk, model, fields)
             insert_frame(con, "rescued", valid)
             insert_frame(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
-        if not arrow_reader.found_malformed:
-            break  # otherwise read again with the exact reader, which numbers rows around malformed ones
+        if (
+            not arrow_reader.found_malformed
+            and scan.result().extra_line_feeds(rows_read) == arrow_reader.breaks
+        ):
+            break  # otherwise read again with the exact reader, which numbers every line
     return rows_read
 
 
@@ -233,11 +242,14 @@ def _stage_screened(
     model: type[pa.DataFrameModel],
     screen: Screen,
     screened: ScreenedRows,
+    scan: Future[ExportScan],
 ) -> int | None:
     """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it).
 
     Each row's line breaks inside values are counted as it is read (`__breaks`), for the
-    line numbers of the rows reported in the rejects."""
+    line numbers of the rows reported in the rejects. When they and the rows do not add up to
+    the file's line feeds (blank lines, which the reader skips, or lines ended by bare
+    carriage returns), Python's csv module numbers the lines instead."""
     source, options = export.url, export.options
     protocol, _ = fsspec.core.split_protocol(source)
     path = source
@@ -254,6 +266,8 @@ def _stage_screened(
         "INSERT INTO newlines SELECT __row, sum(__breaks) OVER (ORDER BY __row) "
         "FROM (SELECT __row, __breaks FROM screened WHERE __breaks > 0)"
     )
+    if scalar(con, "SELECT coalesce(max(upto), 0) FROM newlines") != scan.result().extra_line_feeds(rows):
+        _number_lines_exactly(con, export)
     con.execute(
         f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
         f"FROM (SELECT * FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
@@ -264,6 +278,20 @@ def _stage_screened(
         insert_frame(con, "rejects", rejects)
     con.execute("DROP TABLE failing")
     return rows
+
+
+def _number_lines_exactly(con: duckdb.DuckDBPyConnection, export: _Export) -> None:
+    """`newlines` from Python's csv module, which sees every line: for each row after which
+    the lines before the next record grow, how many lines more than rows there are by then.
+    A second read, in Python, for the rare file whose line feeds do not add up."""
+    con.execute("DELETE FROM newlines")
+    rows, upto, previous = [], [], 0
+    for row, line, _ in _numbered_records(export.url, export.options, export.delimiter):
+        if row and (extra := line - row - 1) != previous:
+            rows.append(row - 1)
+            upto.append(extra)
+            previous = extra
+    insert_frame(con, "newlines", pd.DataFrame({"__row": rows, "upto": upto}, dtype="int64"))
 
 
 def _breaks(screen: Screen) -> str:
@@ -296,24 +324,17 @@ def _size(source: str, options: dict[str, Any]) -> int:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def checksum(source: str, options: dict[str, Any]) -> tuple[str, int]:
-    """SHA-256 and size of any fsspec file."""
-    hasher = hashlib.sha256()
-    size = 0
+def _scan(source: str, options: dict[str, Any]) -> ExportScan:
     try:
-        with fsspec.open(source, "rb", **options) as handle:
-            while block := handle.read(DEFAULT_BLOCK_BYTES):
-                hasher.update(block)
-                size += len(block)
+        return scan_export(source, options)
     except FileNotFoundError:
         raise ExportFileError(source, "the file does not exist") from None
-    return hasher.hexdigest(), size
 
 
 def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[str]:
     with fsspec.open(source, "rb", **options) as handle:
         start = handle.read(1 << 16)
-    first_line = start.split(b"\n", 1)[0]
+    first_line = (start.splitlines() or [b""])[0]  # ended by LF, CR LF or CR, as DuckDB's reader ends lines
     try:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -324,7 +345,7 @@ def _read_header(source: str, options: dict[str, Any], delimiter: str) -> list[s
             "the file is not text: its header contains NUL bytes (a spreadsheet or an "
             "archive saved as .csv?)",
         )
-    header = next(csv.reader([text.rstrip("\r")], delimiter=delimiter), [])
+    header = next(csv.reader([text], delimiter=delimiter), [])
     if not header or all(not h.strip() for h in header):
         raise ExportFileError(source, "the file has no header row")
     return [h.strip() for h in header]
@@ -378,6 +399,7 @@ class _ArrowChunks:
         self.source, self.options, self.columns = source, options, columns
         self.delimiter, self.block_bytes = delimiter, block_bytes
         self.found_malformed = False
+        self.breaks = 0  # line breaks inside the values read so far
 
     def _skip(self, row: Any) -> str:
         self.found_malformed = True
@@ -406,6 +428,7 @@ class _ArrowChunks:
                     frame = batch.to_pandas()[self.columns]
                     next_line = _number(frame, self.columns, next_row, next_line)
                     next_row += len(frame)
+                    self.breaks = next_line - next_row - 1
                     yield frame, NO_REJECTS
             except arrow.ArrowInvalid as exc:
                 raise ExportFileError(
@@ -414,7 +437,7 @@ class _ArrowChunks:
 
 
 class _CsvChunks:
-    """The exact path: Python's csv reader, for files with malformed rows."""
+    """The exact path: Python's csv reader, for files with malformed rows or blank lines."""
 
     def __init__(
         self,
@@ -429,57 +452,66 @@ class _CsvChunks:
 
     def __iter__(self) -> Iterator[Chunk]:
         width = len(self.columns)
-        with fsspec.open(self.source, "rb", **self.options) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(text, delimiter=self.delimiter, strict=True)
-            try:
-                header = next(reader)
-                order = [header.index(c) for c in self.columns]
-                records: list[list[str]] = []
-                rows: list[int] = []
-                lines: list[int] = []
-                malformed: list[dict[str, Any]] = []
-                line = reader.line_num + 1
-                for number, record in enumerate(reader, start=1):
-                    if len(record) == width:
-                        records.append([record[i] for i in order])
-                        rows.append(number)
-                        lines.append(line)
-                    elif record:
-                        malformed.append(
-                            {
-                                "row": number,
-                                "line": line,
-                                "column": None,
-                                "check": f"field_count({width})",
-                                "value": f"{len(record)} fields: " + self.delimiter.join(record)[:200],
-                            }
-                        )
-                    line = reader.line_num + 1
-                    if len(records) >= self.chunk_rows:
-                        yield (
-                            self._chunk(records, rows, lines),
-                            pd.DataFrame(malformed, columns=REJECT_COLUMNS),
-                        )
-                        records, rows, lines, malformed = [], [], [], []
-                if records or malformed:
-                    yield self._chunk(records, rows, lines), pd.DataFrame(malformed, columns=REJECT_COLUMNS)
-            except csv.Error as exc:
-                raise ExportFileError(
-                    self.source,
-                    f"the file cannot be parsed as CSV at line {reader.line_num} "
-                    f"({exc}); it may be truncated",
-                ) from None
-            except UnicodeDecodeError:
-                raise ExportFileError(
-                    self.source, f"the file is not UTF-8: {_first_bad_byte(self.source, self.options)}"
-                ) from None
+        numbered = _numbered_records(self.source, self.options, self.delimiter)
+        _, _, header = next(numbered)
+        order = [header.index(c) for c in self.columns]
+        records: list[list[str]] = []
+        rows: list[int] = []
+        lines: list[int] = []
+        malformed: list[dict[str, Any]] = []
+        for number, line, record in numbered:
+            if len(record) == width:
+                records.append([record[i] for i in order])
+                rows.append(number)
+                lines.append(line)
+            else:
+                malformed.append(
+                    {
+                        "row": number,
+                        "line": line,
+                        "column": None,
+                        "check": f"field_count({width})",
+                        "value": f"{len(record)} fields: " + self.delimiter.join(record)[:200],
+                    }
+                )
+            if len(records) >= self.chunk_rows:
+                yield self._chunk(records, rows, lines), pd.DataFrame(malformed, columns=REJECT_COLUMNS)
+                records, rows, lines, malformed = [], [], [], []
+        if records or malformed:
+            yield self._chunk(records, rows, lines), pd.DataFrame(malformed, columns=REJECT_COLUMNS)
 
     def _chunk(self, records: list[list[str]], rows: list[int], lines: list[int]) -> pd.DataFrame:
         frame = pd.DataFrame(records, columns=self.columns, index=pd.Index(rows), dtype="str")
         frame = frame.replace("", None)
         frame["__line"] = np.asarray(lines, dtype="int64")
         return frame
+
+
+def _numbered_records(
+    source: str, options: dict[str, Any], delimiter: str
+) -> Iterator[tuple[int, int, list[str]]]:
+    """(row, line, fields) of the header (row 0) and each record, as Python's csv module reads
+    the file: a record's line is where it starts; blank lines are lines but not records (the
+    other readers skip them too)."""
+    with fsspec.open(source, "rb", **options) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        row, line = 0, 1
+        try:
+            for record in reader:
+                if record:
+                    yield row, line, record
+                    row += 1
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            raise ExportFileError(
+                source,
+                f"the file cannot be parsed as CSV at line {reader.line_num} ({exc}); it may be truncated",
+            ) from None
+        except UnicodeDecodeError:
+            raise ExportFileError(
+                source, f"the file is not UTF-8: {_first_bad_byte(source, options)}"
+            ) from None
 
 
 def _arrow_problem(message: str, source: str, options: dict[str, Any]) -> str:

@@ -122,6 +122,74 @@ def test_rejects_name_row_line_column_check_and_value(tmp_path: Path) -> None:
     assert result.failures["email: mce_syntax(rule=email)"] == 1
 
 
+def record_lines(path: Path) -> list[int]:
+    """The line each record starts on, as Python's csv module reads the file (blank lines skipped)."""
+    starts, after = [], 1
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        for record in reader:
+            if record:
+                starts.append(after)
+            after = reader.line_num + 1
+    return starts[1:]  # the header's is not a record's
+
+
+@pytest.mark.parametrize(
+    ("layout", "ending", "renumbered"),
+    [
+        pytest.param("rows rows", "\n", False, id="line feeds"),
+        pytest.param("rows rows", "\r\n", False, id="CR LF"),
+        pytest.param("rows rows-", "\n", False, id="no line feed at the end"),
+        pytest.param("rows broken rows", "\r\n", False, id="CR LF inside a value"),
+        pytest.param("rows broken broken rows-", "\n", False, id="line feeds inside values"),
+        pytest.param("rows blank blank", "\r\n", False, id="blank lines at the end"),
+        pytest.param("rows blank blank rows", "\r\n", True, id="blank lines between records"),
+        pytest.param("rows broken rows", "\r", True, id="lines ended by bare CRs"),
+    ],
+)
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_rejects_lines_whatever_the_line_endings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, ending: str, renumbered: bool, engine: str
+) -> None:
+    """Each reject's line is where its record starts, as Python's csv module counts lines,
+    whatever ends the lines and whatever line breaks the values hold. The fast readers skip
+    blank lines without a word: only a file whose line feeds do not add up to its records and
+    their breaks is read again, by Python's csv module."""
+    ids = iter(range(100))
+
+    def part(name: str) -> str:
+        if name.startswith("rows"):  # four records, two of them refused for their email
+            return ending.join(
+                contact(f"R{i}", email="bad" if i % 2 else f"r{i}@example.com")
+                for i in [next(ids) for _ in range(4)]
+            )
+        if name == "broken":  # refused, with a line feed inside a value
+            return contact(f"B{next(ids)}", email="bad", street='"12 Main St\nApt 4"')
+        return ""  # a blank line
+
+    parts = layout.split()
+    text = HEADER + ending + ending.join(part(p) for p in parts) + ("" if parts[-1].endswith("-") else ending)
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(text.encode())
+
+    exact_reads: list[str] = []
+    numbered_records = staging._numbered_records
+    monkeypatch.setattr(
+        staging, "_numbered_records", lambda *a: exact_reads.append(a[0]) or numbered_records(*a)
+    )
+
+    result = stage_export(str(path), Contact, tmp_path / "out", engine=engine)  # type: ignore[arg-type]
+
+    assert result.engine == engine
+    starts = record_lines(path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        emails = [r["email"] for r in csv.DictReader(handle)]
+    expected = [(str(i + 1), str(starts[i])) for i, e in enumerate(emails) if e == "bad"]
+    assert [(r["row"], r["line"]) for r in rejects(result)] == expected
+    assert len(expected) >= 2
+    assert bool(exact_reads) is renumbered
+
+
 def test_duplicate_keys_keep_the_last_modified_row(tmp_path: Path) -> None:
     lines = [
         HEADER,

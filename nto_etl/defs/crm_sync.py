@@ -9,8 +9,9 @@ from dagster_duckdb import DuckDBResource
 from nto_etl.config import CrmExportConfig, default_config
 from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
+from nto_etl.export_scan import scan_export
 from nto_etl.mce.errors import MceImportError
-from nto_etl.staging import ExportFileError, StageResult, checksum, stage_export
+from nto_etl.staging import ExportFileError, StageResult, stage_export
 from nto_etl.sync import sync_partition
 
 REJECTS_CHECK = "rejects_within_threshold"
@@ -54,12 +55,12 @@ def export_asset(dataset: str, key: dg.AssetKey, locate: Locate, group: str) -> 
     def _export(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
         url = locate(storage, context.partition_key)
         try:
-            sha, size = checksum(url, {})
-        except ExportFileError:
+            scan = scan_export(url, {})
+        except FileNotFoundError:
             raise dg.Failure(
                 description=f"no {dataset} export for {context.partition_key}: expected {url}"
             ) from None
-        return dg.MaterializeResult(metadata={"url": url, "sha256": sha, "bytes": size})
+        return dg.MaterializeResult(metadata={"url": url, "sha256": scan.sha256, "bytes": scan.size})
 
     return _export
 
