@@ -2,8 +2,8 @@
 
 The SHA-256 is the export's provenance in the asset's metadata. The line endings check
 the rejects' line numbers: staging numbers a record's line from its row number and the
-line breaks inside the values before it, which DuckDB's and Arrow's readers report; a
-blank line they skip, or a line ended by a bare carriage return, shows only here.
+line breaks inside the values before it, which DuckDB's reader reports; a blank line it
+skips, or a line ended by a bare carriage return, shows only here.
 
     scan = scan_export("exports/contacts.csv", {})
     scan.sha256, scan.size, scan.extra_line_feeds(records=1_000_000)

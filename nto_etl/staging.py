@@ -31,8 +31,6 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow as arrow
-import pyarrow.csv as pacsv
 
 from nto_etl.contracts.fields import dataset_info, de_fields
 from nto_etl.contracts.screen import Screen, compile_screen
@@ -212,15 +210,13 @@ def _stage_in_chunks(
 ) -> int:
     """The pandas engine: every row through pandera, chunk by chunk; returns the rows read.
 
-    Arrow's reader is fast but skips malformed rows and blank lines without saying where: when
-    it met one, or its lines do not add up to the file's, the exact reader reads it again."""
+    DuckDB's strict reader is fast, but refuses a file with a malformed row and skips blank
+    lines without saying where: when it refused the file, or its lines do not add up to the
+    file's, Python's csv module reads it again, numbering every line."""
     rows_read = 0
     columns = [f.name for f in fields]
-    arrow_reader = _ArrowChunks(export.url, export.options, columns, export.delimiter, export.block_bytes)
-    for chunks in (
-        arrow_reader,
-        _CsvChunks(export.url, export.options, columns, export.delimiter, export.page_rows),
-    ):
+    fast = _DuckChunks(con, export, columns)
+    for chunks in (fast, _CsvChunks(export, columns)):
         con.execute("DELETE FROM rescued; DELETE FROM rejects")
         rows_read = 0
         for chunk, malformed in chunks:
@@ -228,11 +224,8 @@ def _stage_in_chunks(
             valid, rejects = validate_chunk(chunk, model, fields)
             insert_frame(con, "rescued", valid)
             insert_frame(con, "rejects", pd.concat([malformed, rejects]) if not malformed.empty else rejects)
-        if (
-            not arrow_reader.found_malformed
-            and scan.result().extra_line_feeds(rows_read) == arrow_reader.breaks
-        ):
-            break  # otherwise read again with the exact reader, which numbers every line
+        if not fast.refused and scan.result().extra_line_feeds(rows_read) == fast.breaks:
+            break
     return rows_read
 
 
@@ -250,14 +243,7 @@ def _stage_screened(
     line numbers of the rows reported in the rejects. When they and the rows do not add up to
     the file's line feeds (blank lines, which the reader skips, or lines ended by bare
     carriage returns), Python's csv module numbers the lines instead."""
-    source, options = export.url, export.options
-    protocol, _ = fsspec.core.split_protocol(source)
-    path = source
-    if protocol in ("file", "local"):
-        path = fsspec.core.strip_protocol(source)
-    elif protocol is not None:
-        con.register_filesystem(fsspec.core.url_to_fs(source, **options)[0])  # DuckDB reads through fsspec
-    file_rows = f"SELECT * FROM {csv_as_text(path, export.header, export.delimiter)}"
+    file_rows = f"SELECT * FROM {_as_text(con, export)}"
     try:
         rows = screened.fill(screen.screening(file_rows, _breaks(screen)))  # one pass over the file
     except duckdb.InvalidInputException:
@@ -278,6 +264,18 @@ def _stage_screened(
         insert_frame(con, "rejects", rejects)
     con.execute("DROP TABLE failing")
     return rows
+
+
+def _as_text(con: duckdb.DuckDBPyConnection, export: _Export) -> str:
+    """SQL of DuckDB reading the export strictly, as text (`sql.csv_as_text`); a file that is
+    not local is read through its fsspec filesystem."""
+    protocol, _ = fsspec.core.split_protocol(export.url)
+    path = export.url
+    if protocol in ("file", "local"):
+        path = fsspec.core.strip_protocol(export.url)
+    elif protocol is not None:
+        con.register_filesystem(fsspec.core.url_to_fs(export.url, **export.options)[0])
+    return csv_as_text(path, export.header, export.delimiter)
 
 
 def _number_lines_exactly(con: duckdb.DuckDBPyConnection, export: _Export) -> None:
@@ -361,7 +359,8 @@ def _check_header(source: str, header: list[str], columns: list[str], delimiter:
     if missing:
         problems.append(f"missing columns {', '.join(missing)}")
     if unknown:
-        problems.append(f"unknown columns {', '.join(unknown)}")
+        names = ", ".join(h or "(an empty name: a delimiter at the end of the header?)" for h in unknown)
+        problems.append(f"unknown columns {names}")
     if repeated:
         problems.append(f"repeated columns {', '.join(repeated)}")
     message = "; ".join(problems)
@@ -386,75 +385,44 @@ def _number(frame: pd.DataFrame, columns: list[str], first_row: int, first_line:
     return first_line + len(frame) + int(embedded.sum())
 
 
-class _ArrowChunks:
-    """The fast path: pyarrow's streaming CSV reader, blocks of at most `block_bytes`.
+class _DuckChunks:
+    """The pandas engine's fast path: DuckDB's strict reader, `page_rows` rows at a time, in
+    file order. A file it refuses (a malformed row, a stray quote, bytes that are not UTF-8)
+    is left to `_CsvChunks`, which says what and where: a lenient reader would guess."""
 
-    Arrow skips malformed rows (wrong field count) without saying where they were, so
-    when it meets one the staging starts over with `_CsvChunks`.
-    """
-
-    def __init__(
-        self, source: str, options: dict[str, Any], columns: list[str], delimiter: str, block_bytes: int
-    ):
-        self.source, self.options, self.columns = source, options, columns
-        self.delimiter, self.block_bytes = delimiter, block_bytes
-        self.found_malformed = False
+    def __init__(self, con: duckdb.DuckDBPyConnection, export: _Export, columns: list[str]) -> None:
+        self.con, self.export, self.columns = con, export, columns
+        self.refused = False
         self.breaks = 0  # line breaks inside the values read so far
-
-    def _skip(self, row: Any) -> str:
-        self.found_malformed = True
-        return "skip"
 
     def __iter__(self) -> Iterator[Chunk]:
         next_row, next_line = 1, 2
-        with fsspec.open(self.source, "rb", **self.options) as handle:
+        names = ", ".join(ident(c) for c in self.columns)
+        # A cursor of its own: the chunks are inserted on the connection while this result is open.
+        with self.con.cursor() as reading:
+            query = f"SELECT {names} FROM {_as_text(reading, self.export)}"
             try:
-                reader = pacsv.open_csv(
-                    handle,
-                    read_options=pacsv.ReadOptions(block_size=self.block_bytes, encoding="utf8"),
-                    parse_options=pacsv.ParseOptions(
-                        delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=self._skip
-                    ),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={c: arrow.string() for c in self.columns},
-                        null_values=[""],  # not Arrow's default list: "NA", "null", "NaN" are text here
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=True,
-                    ),
-                )
-                for batch in reader:
-                    if self.found_malformed:
-                        return
-                    frame = batch.to_pandas()[self.columns]
+                for batch in reading.sql(query).to_arrow_reader(self.export.page_rows):
+                    frame = batch.to_pandas()
                     next_line = _number(frame, self.columns, next_row, next_line)
                     next_row += len(frame)
                     self.breaks = next_line - next_row - 1
                     yield frame, NO_REJECTS
-            except arrow.ArrowInvalid as exc:
-                raise ExportFileError(
-                    self.source, _arrow_problem(str(exc), self.source, self.options)
-                ) from None
+            except duckdb.InvalidInputException:
+                self.refused = True
 
 
 class _CsvChunks:
     """The exact path: Python's csv reader, for files with malformed rows or blank lines."""
 
-    def __init__(
-        self,
-        source: str,
-        options: dict[str, Any],
-        columns: list[str],
-        delimiter: str,
-        chunk_rows: int = 100_000,
-    ):
-        self.source, self.options, self.columns = source, options, columns
-        self.delimiter, self.chunk_rows = delimiter, chunk_rows
+    def __init__(self, export: _Export, columns: list[str]) -> None:
+        self.export, self.columns = export, columns
 
     def __iter__(self) -> Iterator[Chunk]:
-        width = len(self.columns)
-        numbered = _numbered_records(self.source, self.options, self.delimiter)
-        _, _, header = next(numbered)
-        order = [header.index(c) for c in self.columns]
+        export, width = self.export, len(self.columns)
+        numbered = _numbered_records(export.url, export.options, export.delimiter)
+        next(numbered)  # the header, as checked: `export.header`
+        order = [export.header.index(c) for c in self.columns]
         records: list[list[str]] = []
         rows: list[int] = []
         lines: list[int] = []
@@ -471,10 +439,10 @@ class _CsvChunks:
                         "line": line,
                         "column": None,
                         "check": f"field_count({width})",
-                        "value": f"{len(record)} fields: " + self.delimiter.join(record)[:200],
+                        "value": f"{len(record)} fields: " + export.delimiter.join(record)[:200],
                     }
                 )
-            if len(records) >= self.chunk_rows:
+            if len(records) >= export.page_rows:
                 yield self._chunk(records, rows, lines), pd.DataFrame(malformed, columns=REJECT_COLUMNS)
                 records, rows, lines, malformed = [], [], [], []
         if records or malformed:
@@ -491,8 +459,8 @@ def _numbered_records(
     source: str, options: dict[str, Any], delimiter: str
 ) -> Iterator[tuple[int, int, list[str]]]:
     """(row, line, fields) of the header (row 0) and each record, as Python's csv module reads
-    the file: a record's line is where it starts; blank lines are lines but not records (the
-    other readers skip them too)."""
+    the file: a record's line is where it starts; blank lines are lines but not records (as
+    for DuckDB's reader, which skips them)."""
     with fsspec.open(source, "rb", **options) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
@@ -504,20 +472,18 @@ def _numbered_records(
                     row += 1
                 line = reader.line_num + 1
         except csv.Error as exc:
+            hint = (
+                "it may be truncated"
+                if "end of data" in str(exc)
+                else 'a quote inside a quoted value is written twice (""), not escaped'
+            )
             raise ExportFileError(
-                source,
-                f"the file cannot be parsed as CSV at line {reader.line_num} ({exc}); it may be truncated",
+                source, f"the file cannot be parsed as CSV at line {reader.line_num} ({exc}); {hint}"
             ) from None
         except UnicodeDecodeError:
             raise ExportFileError(
                 source, f"the file is not UTF-8: {_first_bad_byte(source, options)}"
             ) from None
-
-
-def _arrow_problem(message: str, source: str, options: dict[str, Any]) -> str:
-    if "UTF8" in message or "utf8" in message.lower():
-        return f"the file is not UTF-8: {_first_bad_byte(source, options)}"
-    return f"the file cannot be parsed as CSV ({message.splitlines()[0]}); it may be truncated"
 
 
 def _first_bad_byte(source: str, options: dict[str, Any]) -> str:

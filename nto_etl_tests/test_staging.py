@@ -152,7 +152,7 @@ def test_rejects_lines_whatever_the_line_endings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, ending: str, renumbered: bool, engine: str
 ) -> None:
     """Each reject's line is where its record starts, as Python's csv module counts lines,
-    whatever ends the lines and whatever line breaks the values hold. The fast readers skip
+    whatever ends the lines and whatever line breaks the values hold. DuckDB's reader skips
     blank lines without a word: only a file whose line feeds do not add up to its records and
     their breaks is read again, by Python's csv module."""
     ids = iter(range(100))
@@ -227,17 +227,40 @@ def test_duplicate_keys_keep_the_last_modified_row(tmp_path: Path) -> None:
         ),
         ((HEADER + "\r\n" + contact("C1") + '\r\nC2,KC2,"unterminated').encode(), "may be truncated"),
         (b"\r\n\r\n", "no header row"),
+        ((HEADER + ",").encode() + b"\r\n", r"unknown columns \(an empty name: a delimiter at the end"),
+        (
+            (HEADER + "\r\n" + contact("C1") + "\r\n" + contact("C2", first_name='"A\\"B"')).encode()
+            + b"\r\n",
+            r"at line 3 \(',' expected after '\"'\); a quote inside a quoted value is written twice",
+        ),
     ],
 )
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_unreadable_files_raise_one_clear_error_and_stage_nothing(
-    tmp_path: Path, content: bytes, message: str
+    tmp_path: Path, content: bytes, message: str, engine: str
 ) -> None:
     source = tmp_path / "bad.csv"
     source.write_bytes(content)
     with pytest.raises(ExportFileError, match=message) as info:
-        stage_export(str(source), Contact, tmp_path / "out")
+        stage_export(str(source), Contact, tmp_path / "out", engine=engine)  # type: ignore[arg-type]
     assert str(source) in str(info.value)
     assert not (tmp_path / "out" / "bad.csv").exists()
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+@pytest.mark.parametrize("malformed", [False, True], ids=["well formed", "with a malformed row"])
+def test_spaces_around_header_names_are_not_part_of_them(
+    tmp_path: Path, engine: str, malformed: bool
+) -> None:
+    lines = [HEADER.replace(",", " , "), contact("C1"), contact("C2", email="bad")]
+    if malformed:
+        lines.append("C3,KC3")
+    result = stage_export(str(write(tmp_path, lines)), Contact, tmp_path / "out", engine=engine)  # type: ignore[arg-type]
+    assert read_staged(result.staged_path, Contact)["customer_id"].tolist() == ["C1"]
+    got = [(r["row"], r["line"], r["check"]) for r in rejects(result)]
+    assert got == [("2", "3", "mce_syntax(rule=email)")] + (
+        [("3", "4", "field_count(14)")] if malformed else []
+    )
 
 
 def test_missing_file(tmp_path: Path) -> None:
