@@ -27,6 +27,27 @@ PING_FAILURES: dict[type[MceError], tuple[str, int]] = {
 }
 
 
+def _day(text: str) -> str:
+    """An argument that must be a day, YYYY-MM-DD."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day YYYY-MM-DD ({exc})") from None
+
+
+def _at_least_one(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
+
+
 def _ping(args: argparse.Namespace) -> int:
     from nto_etl.mce.client import MceClient
     from nto_etl.mce.settings import MceSettings
@@ -130,10 +151,25 @@ def _backfill(args: argparse.Namespace) -> int:
     from nto_etl import runner
     from nto_etl.definitions import defs
 
+    if args.to_date < args.from_date:
+        args.parser.error(f"--to {args.to_date} is before --from {args.from_date}")
     definitions = defs()
     selection = runner.partitioned_selection(definitions)
     if args.select:
+        graph = definitions.resolve_asset_graph()
         selection = selection & dg.AssetSelection.from_coercible(args.select.split(","))
+        try:
+            chosen = selection.resolve(graph)
+        except dg.DagsterInvalidSubsetError:
+            chosen = set()
+        if not chosen:
+            groups = sorted(
+                {graph.get(k).group_name for k in runner.partitioned_selection(definitions).resolve(graph)}
+            )
+            args.parser.error(
+                f"--select {args.select} names no daily asset; groups: {', '.join('group:' + g for g in groups)} "
+                "(or asset keys such as crm/contacts_export)"
+            )
     days = runner.days_between(args.from_date, args.to_date)
     ok = runner.materialize(definitions, selection, days)
     if ok and not args.skip_analytics:
@@ -215,11 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="materialize the daily assets for a range of days, in-process, then "
         "the analytics (configured by the NTO_* variables; see README)",
     )
-    fill.add_argument("--from", dest="from_date", required=True, help="first day, YYYY-MM-DD")
-    fill.add_argument("--to", dest="to_date", required=True, help="last day, YYYY-MM-DD")
+    fill.add_argument("--from", dest="from_date", type=_day, required=True, help="first day, YYYY-MM-DD")
+    fill.add_argument("--to", dest="to_date", type=_day, required=True, help="last day, YYYY-MM-DD")
     fill.add_argument("--select", help="comma-separated asset keys or groups, e.g. 'group:crm,group:staging'")
     fill.add_argument("--skip-analytics", action="store_true", help="only the daily partitions")
-    fill.set_defaults(func=_backfill)
+    fill.set_defaults(func=_backfill, parser=fill)
 
     report = sub.add_parser(
         "reliability-report",
@@ -232,11 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=_reliability)
 
     gen = sub.add_parser("generate", help="write a seeded synthetic CRM (daily exports + web analytics)")
-    gen.add_argument("--rows", type=int, required=True, help="contacts in the CRM by the last day")
+    gen.add_argument("--rows", type=_at_least_one, required=True, help="contacts in the CRM by the last day")
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--out", required=True, help="output folder")
-    gen.add_argument("--start-date", default="2026-11-01", help="first day (YYYY-MM-DD)")
-    gen.add_argument("--days", type=int, default=3, help="number of daily files per dataset")
+    gen.add_argument("--start-date", type=_day, default="2026-11-01", help="first day (YYYY-MM-DD)")
+    gen.add_argument("--days", type=_at_least_one, default=3, help="number of daily files per dataset")
     gen.set_defaults(func=_generate)
     return parser
 

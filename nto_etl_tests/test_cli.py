@@ -96,6 +96,46 @@ def test_ping_reports_an_unreachable_host(
     assert "unreachable" in err and "secret-value" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["backfill", "--from", "2026-11-05", "--to", "2026-11-01"],
+            "--to 2026-11-01 is before --from 2026-11-05",
+        ),
+        (["backfill", "--from", "2026-13-01", "--to", "2026-11-01"], "'2026-13-01' is not a day YYYY-MM-DD"),
+        (["backfill", "--from", "2026-11-01", "--to", "yesterday"], "'yesterday' is not a day YYYY-MM-DD"),
+        (
+            ["backfill", "--from", "2026-11-01", "--to", "2026-11-01", "--select", "group:nope"],
+            "--select group:nope names no daily asset; groups: group:crm, group:mce",
+        ),
+        (
+            ["backfill", "--from", "2026-11-01", "--to", "2026-11-01", "--select", "nope"],
+            "names no daily asset",
+        ),
+        (["generate", "--rows", "-5", "--out", "x"], "--rows: '-5' is not a whole number of at least 1"),
+        (["generate", "--rows", "10", "--days", "0", "--out", "x"], "--days: '0' is not a whole number"),
+        (
+            ["generate", "--rows", "10", "--start-date", "11/01/2026", "--out", "x"],
+            "'11/01/2026' is not a day",
+        ),
+    ],
+)
+def test_bad_arguments_are_named_before_anything_runs(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # nothing written
+
+
 def test_local_mce_refuses_non_loopback_addresses() -> None:
     from nto_etl.mce_local import LocalMce
 

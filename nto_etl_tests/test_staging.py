@@ -371,13 +371,14 @@ def test_chunked_and_whole_runs_agree_on_files_with_malformed_rows(generated: Pa
     assert any(r["check"] == "field_count(14)" and r["line"] == "101" for r in rejects(whole))
 
 
-def test_any_fsspec_url(generated: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_any_fsspec_url(generated: Path, tmp_path: Path, engine: str) -> None:
     with fsspec.open("memory://exports/contacts.csv", "wb") as handle:
         handle.write(generated.read_bytes())
-    from_memory = stage_export("memory://exports/contacts.csv", Contact, tmp_path / "mem")
-    from_file = stage_export(generated.as_uri(), Contact, tmp_path / "file")
+    from_memory = stage_export("memory://exports/contacts.csv", Contact, tmp_path / "mem", engine=engine)  # type: ignore[arg-type]
+    from_file = stage_export(generated.as_uri(), Contact, tmp_path / "file", engine=engine)  # type: ignore[arg-type]
     assert from_memory.staged_path.read_bytes() == from_file.staged_path.read_bytes()
-    assert from_memory.engine == from_file.engine == "duckdb"
+    assert from_memory.engine == from_file.engine == engine
     assert from_memory.source_sha256 == transfer.sha256_file(generated)
 
 
