@@ -252,8 +252,16 @@ def _stage_screened(
         "INSERT INTO newlines SELECT __row, sum(__breaks) OVER (ORDER BY __row) "
         "FROM (SELECT __row, __breaks FROM screened WHERE __breaks > 0)"
     )
-    if scalar(con, "SELECT coalesce(max(upto), 0) FROM newlines") != scan.result().extra_line_feeds(rows):
-        _number_lines_exactly(con, export)
+    breaks = scalar(con, "SELECT coalesce(max(upto), 0) FROM newlines")
+    if (
+        breaks != scan.result().extra_line_feeds(rows)
+        and (numbered := _number_lines_exactly(con, export)) != rows
+    ):
+        raise ExportFileError(
+            export.url,
+            f"DuckDB's reader finds {rows} rows and Python's csv module {numbered}: "
+            "its line numbers cannot be trusted",
+        )
     con.execute(
         f"CREATE TEMP TABLE failing AS SELECT {screen.as_read()}, f.__row, {LINE} AS __line "
         f"FROM (SELECT * FROM screened WHERE NOT __ok) f {LINES_BEFORE}"
@@ -278,18 +286,20 @@ def _as_text(con: duckdb.DuckDBPyConnection, export: _Export) -> str:
     return csv_as_text(path, export.header, export.delimiter)
 
 
-def _number_lines_exactly(con: duckdb.DuckDBPyConnection, export: _Export) -> None:
+def _number_lines_exactly(con: duckdb.DuckDBPyConnection, export: _Export) -> int:
     """`newlines` from Python's csv module, which sees every line: for each row after which
     the lines before the next record grow, how many lines more than rows there are by then.
-    A second read, in Python, for the rare file whose line feeds do not add up."""
+    A second read, in Python, for the rare file whose line feeds do not add up; returns the
+    records it read."""
     con.execute("DELETE FROM newlines")
-    rows, upto, previous = [], [], 0
-    for row, line, _ in _numbered_records(export.url, export.options, export.delimiter):
-        if row and (extra := line - row - 1) != previous:
-            rows.append(row - 1)
+    rows, upto, previous, records = [], [], 0, 0
+    for records, line, _ in _numbered_records(export.url, export.options, export.delimiter):
+        if records and (extra := line - records - 1) != previous:
+            rows.append(records - 1)
             upto.append(extra)
             previous = extra
     insert_frame(con, "newlines", pd.DataFrame({"__row": rows, "upto": upto}, dtype="int64"))
+    return records
 
 
 def _breaks(screen: Screen) -> str:

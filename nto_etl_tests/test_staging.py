@@ -190,6 +190,19 @@ def test_rejects_lines_whatever_the_line_endings(
     assert bool(exact_reads) is renumbered
 
 
+def test_lines_are_not_reported_when_the_two_readers_disagree_on_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were Python's csv module ever to count other records than DuckDB's reader, the line
+    numbers it gives would be wrong: the file is refused rather than misreported."""
+    path = write(tmp_path, [HEADER, contact("C1"), "", contact("C2", email="bad")])  # a blank line
+    numbered_records = staging._numbered_records
+    monkeypatch.setattr(staging, "_numbered_records", lambda *a: list(numbered_records(*a))[:-1])
+    with pytest.raises(ExportFileError, match="DuckDB's reader finds 2 rows and Python's csv module 1"):
+        stage_export(str(path), Contact, tmp_path / "out")
+    assert not (tmp_path / "out" / "contacts.csv").exists()
+
+
 def test_duplicate_keys_keep_the_last_modified_row(tmp_path: Path) -> None:
     lines = [
         HEADER,
