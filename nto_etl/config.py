@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,11 +62,32 @@ class PipelineConfig:
         raise KeyError(dataset)
 
 
-def _entry(raw: dict[str, Any], where: str) -> CrmExportConfig:
+# What YAML must give for each annotated type: `allow_overwrite: "false"` is text, and would be true.
+YAML_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "bool": (bool,), "float": (int, float)}
+
+
+def _typed(cls: type[Any], raw: Any, where: str) -> Any:
+    """`cls(**raw)`, refusing a mapping that is not one, an unknown or missing key, or a value
+    of the wrong type, with where it is."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {raw!r}")
+    for f in fields(cls):
+        value = raw.get(f.name)
+        wanted = YAML_TYPES[str(f.type)]
+        if f.name in raw and (
+            not isinstance(value, wanted) or (bool not in wanted and isinstance(value, bool))
+        ):
+            raise ConfigError(
+                f"{where}: {f.name} must be {' or '.join(t.__name__ for t in wanted)}, got {value!r}"
+            )
     try:
-        entry = CrmExportConfig(**raw)
+        return cls(**raw)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _entry(raw: Any, where: str) -> CrmExportConfig:
+    entry: CrmExportConfig = _typed(CrmExportConfig, raw, where)
     if entry.dataset not in MODELS:
         raise ConfigError(f"{where}: unknown dataset {entry.dataset!r}; known: {', '.join(MODELS)}")
     if len(entry.de_key) > 36:
@@ -85,14 +106,32 @@ def _entry(raw: dict[str, Any], where: str) -> CrmExportConfig:
 
 
 def load_config(path: Path = DEFAULT_CONFIG) -> PipelineConfig:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("crm_exports", []), list):
+        raise ConfigError(
+            f"{path.name}: expected crm_exports: a list of exports, and web_analytics: settings"
+        )
     exports = tuple(
         _entry(e, f"{path.name}: crm_exports[{i}]") for i, e in enumerate(raw.get("crm_exports", []))
     )
-    keys = [e.de_key.lower() for e in exports]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"{path.name}: two crm_exports use the same de_key")
-    web = WebAnalyticsConfig(**raw["web_analytics"]) if raw.get("web_analytics") else WebAnalyticsConfig()
+    for name, values in (
+        ("de_key", [e.de_key.lower() for e in exports]),
+        ("dataset", [e.dataset for e in exports]),
+    ):
+        if repeated := sorted({v for v in values if values.count(v) > 1}):
+            raise ConfigError(f"{path.name}: two crm_exports use the same {name} ({', '.join(repeated)})")
+    web = (
+        _typed(WebAnalyticsConfig, raw["web_analytics"], f"{path.name}: web_analytics")
+        if raw.get("web_analytics")
+        else WebAnalyticsConfig()
+    )
+    if web.dataset not in MODELS:
+        raise ConfigError(
+            f"{path.name}: web_analytics: unknown dataset {web.dataset!r}; known: {', '.join(MODELS)}"
+        )
     return PipelineConfig(exports, web)
 
 

@@ -92,6 +92,57 @@ def test_schedules() -> None:
     assert crm_daily_schedule.name == "crm_daily_sync_schedule"
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "crm_exports:\n  - {dataset: contacts, de_key: K, de_name: N, update_type: Overwrite, "
+            'allow_overwrite: "false"}\n',
+            r"crm_exports\[0\]: allow_overwrite must be bool, got 'false'",
+        ),
+        (
+            'crm_exports:\n  - {dataset: contacts, de_key: K, de_name: N, max_reject_share: "5%"}\n',
+            r"crm_exports\[0\]: max_reject_share must be int or float, got '5%'",
+        ),
+        (
+            "crm_exports:\n  - {dataset: contacts, de_key: K, de_name: N, delta: 1}\n",
+            "delta must be bool, got 1",
+        ),
+        ("crm_exports:\n  - {dataset: contacts, de_key: 12, de_name: N}\n", "de_key must be str, got 12"),
+        ("crm_exports:\n  - contacts\n", r"crm_exports\[0\]: expected a mapping of settings, got 'contacts'"),
+        (
+            "crm_exports:\n  - {dataset: contacts, de_key: K}\n",
+            "missing 1 required positional argument: 'de_name'",
+        ),
+        (
+            "crm_exports:\n  - {dataset: contacts, de_key: K, de_name: N, shoe: 1}\n",
+            "unexpected keyword argument 'shoe'",
+        ),
+        ("crm_exports: contacts\n", "expected crm_exports: a list of exports"),
+        ("crm_exports: [\n", "not valid YAML"),
+        (
+            "crm_exports:\n  - {dataset: contacts, de_key: A, de_name: N}\n  - {dataset: contacts, de_key: B, de_name: M}\n",
+            r"two crm_exports use the same dataset \(contacts\)",
+        ),
+        (
+            "crm_exports:\n  - {dataset: contacts, de_key: A, de_name: N}\n  - {dataset: new_customers, de_key: a, de_name: M}\n",
+            r"two crm_exports use the same de_key \(a\)",
+        ),
+        (
+            "web_analytics: {dataset: page_views, file_prefix: page_views}\n",
+            "web_analytics: unknown dataset 'page_views'",
+        ),
+        ("web_analytics: {max_reject_share: high}\n", "web_analytics: max_reject_share must be int or float"),
+    ],
+)
+def test_config_names_what_is_wrong_and_where(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_config(config)
+    assert str(raised.value).startswith("pipeline.yaml: ")
+
+
 def test_config_refuses_overwrite_unless_allowed(tmp_path: Path) -> None:
     config = tmp_path / "pipeline.yaml"
     config.write_text(
