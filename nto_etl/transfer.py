@@ -25,6 +25,7 @@ from sshfs import SSHFileSystem
 
 from nto_etl import openssh
 from nto_etl.mce.errors import MceAuthenticationError, MceConfigurationError, MceUnreachableError
+from nto_etl.mce.settings import env_flag, env_number
 from nto_etl.secrets import Secret
 
 CHUNK = 4 * 1024 * 1024
@@ -61,12 +62,12 @@ class SftpSettings:
 
         return cls(
             host=get("HOST"),
-            port=int(get("PORT", "22")),
+            port=env_number(env, ENV_PREFIX + "PORT", "22", int),
             username=get("USERNAME"),
             password=Secret(get("PASSWORD")),
             key_file=get("KEY_FILE") or None,
             known_hosts=get("KNOWN_HOSTS") or None,
-            check_host_key=get("CHECK_HOST_KEY", "true").lower() not in ("false", "0", "no"),
+            check_host_key=env_flag(env, ENV_PREFIX + "CHECK_HOST_KEY", True),
         )
 
     def connect_options(self) -> dict[str, Any]:

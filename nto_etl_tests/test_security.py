@@ -76,6 +76,64 @@ def test_checks_are_on_by_default_for_real_endpoints() -> None:
     ).check_host_key
 
 
+TENANT = {
+    "NTO_MCE_AUTH_URL": "https://mc123.auth.marketingcloudapis.com",
+    "NTO_MCE_CLIENT_ID": "id",
+    "NTO_MCE_CLIENT_SECRET": "secret",
+    "NTO_SFTP_HOST": "mc123.ftp.marketingcloudops.com",
+    "NTO_SFTP_USERNAME": "u",
+    "NTO_SFTP_PASSWORD": "p",
+}
+
+
+def test_a_ca_bundle_is_used_by_the_client_and_by_the_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nto_etl.defs.resources import mce_resource
+
+    bundle = tmp_path / "corporate-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    env = {**TENANT, "NTO_MCE_VERIFY_TLS": str(bundle), "NTO_MCE_OPERATION_TIMEOUT": "30"}
+    assert MceSettings.from_env(env).verify_tls == str(bundle)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    mce, _ = mce_resource().settings()
+    assert mce.verify_tls == str(bundle)  # not merely "on", with the system's CAs
+    assert mce.operation_timeout == 30
+    monkeypatch.setenv("NTO_MCE_VERIFY_TLS", "No")
+    assert mce_resource().settings()[0].verify_tls is False
+    assert MceSettings.from_env({**TENANT, "NTO_MCE_VERIFY_TLS": "No"}).verify_tls is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "NTO_MCE_VERIFY_TLS",
+            "/nowhere/ca.pem",
+            "must be true, false or the path of a CA bundle; no file at",
+        ),
+        ("NTO_MCE_OPERATION_TIMEOUT", "2m", "must be a number of float type, got '2m'"),
+        ("NTO_MCE_OPERATION_TIMEOUT", "0", "must be more than 0"),
+        ("NTO_SFTP_PORT", "twenty-two", "must be a number of int type, got 'twenty-two'"),
+        ("NTO_SFTP_CHECK_HOST_KEY", "flase", "must be true or false, got 'flase'"),
+    ],
+)
+def test_a_bad_setting_names_its_variable(
+    name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nto_etl.defs.resources import mce_resource
+    from nto_etl.mce.errors import MceConfigurationError
+
+    env = {**TENANT, name: value}
+    with pytest.raises(MceConfigurationError, match=f"{name} {message}"):
+        MceSettings.from_env(env) if name.startswith("NTO_MCE") else SftpSettings.from_env(env)
+    for key, text in env.items():
+        monkeypatch.setenv(key, text)
+    with pytest.raises(MceConfigurationError, match=f"{name} {message}"):
+        mce_resource()
+
+
 def test_the_local_mce_requires_credentials(local_mce: LocalMce) -> None:
     import requests
 

@@ -22,7 +22,7 @@ from pydantic import PrivateAttr
 from nto_etl import transfer
 from nto_etl.connections import local_settings
 from nto_etl.mce.client import MceClient
-from nto_etl.mce.settings import MceSettings
+from nto_etl.mce.settings import MceSettings, env_flag, env_number, env_verify_tls
 from nto_etl.secrets import Secret
 from nto_etl.transfer import SftpSettings
 from nto_etl.warehouse.connection import warehouse_config
@@ -50,6 +50,7 @@ class MceResource(dg.ConfigurableResource):
     username: str = ""
     password: str = ""
     verify_tls: bool = True
+    ca_bundle: str | None = None  # verify TLS with this CA bundle instead of the system's
     sftp_host: str = ""
     sftp_port: int = 22
     sftp_username: str = ""
@@ -82,7 +83,7 @@ class MceResource(dg.ConfigurableResource):
             auth_mode=self.auth_mode,  # type: ignore[arg-type]
             username=self.username,
             password=Secret(self.password),
-            verify_tls=self.verify_tls,
+            verify_tls=self.ca_bundle or self.verify_tls,
             operation_timeout=self.operation_timeout,
         )
         sftp = SftpSettings(
@@ -143,7 +144,12 @@ def _env(name: str, default: str | None = None) -> Any:
 
 
 def mce_resource() -> MceResource:
-    if "NTO_MCE_AUTH_URL" in os.environ or "NTO_MCE_SOAP_URL" in os.environ:
+    """The tenant's from NTO_MCE_* and NTO_SFTP_* (secrets resolved at run time; the other
+    settings read as `MceSettings.from_env` and `SftpSettings.from_env` read them), else the
+    local MCE's."""
+    env = os.environ
+    if "NTO_MCE_AUTH_URL" in env or "NTO_MCE_SOAP_URL" in env:
+        verify = env_verify_tls(env, "NTO_MCE_VERIFY_TLS")
         return MceResource(
             auth_url=_env("NTO_MCE_AUTH_URL"),
             soap_url=_env("NTO_MCE_SOAP_URL"),
@@ -153,15 +159,16 @@ def mce_resource() -> MceResource:
             auth_mode=os.environ.get("NTO_MCE_AUTH_MODE", "oauth2"),
             username=_env("NTO_MCE_USERNAME", ""),
             password=_env("NTO_MCE_PASSWORD", ""),
-            verify_tls=os.environ.get("NTO_MCE_VERIFY_TLS", "true").lower() not in ("false", "0"),
+            verify_tls=bool(verify),
+            ca_bundle=verify if isinstance(verify, str) else None,
+            operation_timeout=env_number(env, "NTO_MCE_OPERATION_TIMEOUT", "120", float),
             sftp_host=_env("NTO_SFTP_HOST", ""),
-            sftp_port=int(os.environ.get("NTO_SFTP_PORT", "22")),
+            sftp_port=env_number(env, "NTO_SFTP_PORT", "22", int),
             sftp_username=_env("NTO_SFTP_USERNAME", ""),
             sftp_password=_env("NTO_SFTP_PASSWORD", ""),
             sftp_key_file=_env("NTO_SFTP_KEY_FILE"),
             sftp_known_hosts=_env("NTO_SFTP_KNOWN_HOSTS"),
-            sftp_check_host_key=os.environ.get("NTO_SFTP_CHECK_HOST_KEY", "true").lower()
-            not in ("false", "0"),
+            sftp_check_host_key=env_flag(env, "NTO_SFTP_CHECK_HOST_KEY", True),
         )
     return MceResource(local_info=os.environ.get("NTO_MCE_LOCAL_INFO", DEFAULT_LOCAL_INFO))
 

@@ -7,15 +7,54 @@ same structure for itself. Nothing here talks to the network.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Literal, TypeVar
 
 from nto_etl.mce.errors import MceConfigurationError
 from nto_etl.secrets import Secret
 
 AuthMode = Literal["oauth2", "username"]
 ENV_PREFIX = "NTO_MCE_"
+YES, NO = {"true", "1", "yes"}, {"false", "0", "no"}
+Number = TypeVar("Number", int, float)
+
+
+def env_number(env: Mapping[str, str], name: str, default: str, kind: Callable[[str], Number]) -> Number:
+    """The number in variable `name` (`default` when unset), or an error that names the variable."""
+    text = env.get(name, default).strip()
+    try:
+        value = kind(text)
+    except ValueError:
+        raise MceConfigurationError(
+            f"{name} must be a number of {kind.__name__} type, got {text!r}"
+        ) from None
+    if value <= 0:
+        raise MceConfigurationError(f"{name} must be more than 0, got {text!r}")
+    return value
+
+
+def env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no variable: true/false, 1/0 or yes/no in any case; anything else names the variable."""
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in YES | NO:
+        raise MceConfigurationError(f"{name} must be true or false, got {text!r}")
+    return text in YES
+
+
+def env_verify_tls(env: Mapping[str, str], name: str) -> bool | str:
+    """True, false, or the path of a CA bundle to verify TLS with."""
+    text = env.get(name, "true").strip()
+    if text.lower() in YES | NO:
+        return text.lower() in YES
+    if not Path(text).is_file():
+        raise MceConfigurationError(
+            f"{name} must be true, false or the path of a CA bundle; no file at {text!r}"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -63,10 +102,6 @@ class MceSettings:
         def get(name: str, default: str = "") -> str:
             return env.get(ENV_PREFIX + name, default).strip()
 
-        verify = get("VERIFY_TLS", "true")
-        verify_tls: bool | str = (
-            verify if verify.lower() not in {"true", "false", "1", "0"} else (verify.lower() in {"true", "1"})
-        )
         mode = get("AUTH_MODE", "oauth2")
         return cls(
             auth_url=get("AUTH_URL") or None,
@@ -77,6 +112,6 @@ class MceSettings:
             auth_mode=mode,  # type: ignore[arg-type]
             username=get("USERNAME"),
             password=Secret(get("PASSWORD")),
-            verify_tls=verify_tls,
-            operation_timeout=float(get("OPERATION_TIMEOUT", "120")),
+            verify_tls=env_verify_tls(env, ENV_PREFIX + "VERIFY_TLS"),
+            operation_timeout=env_number(env, ENV_PREFIX + "OPERATION_TIMEOUT", "120", float),
         )
