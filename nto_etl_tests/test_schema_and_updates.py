@@ -47,9 +47,16 @@ def test_the_de_follows_its_contract_within_what_mce_allows(client: MceClient, k
 
 def test_formula_cells_are_neutralised_in_the_crm_update_file(tmp_path: Path) -> None:
     assert crm_updates.neutralise('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
-    assert crm_updates.neutralise("+1 503 555") == "'+1 503 555"
-    assert crm_updates.neutralise("-2") == "'-2"
+    assert crm_updates.neutralise("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
+    assert crm_updates.neutralise("-2+3+cmd|' /C calc'!A0") == "'-2+3+cmd|' /C calc'!A0"
+    assert crm_updates.neutralise("+SUM(A1:A9)") == "'+SUM(A1:A9)"
     assert crm_updates.neutralise("@SUM(A1)") == "'@SUM(A1)"
+    assert crm_updates.neutralise("\t=1") == "'\t=1"
+    # Numbers and phone numbers are only computed with, never run: the CRM gets them as they are.
+    assert crm_updates.neutralise("+1 503 555") == "+1 503 555"
+    assert crm_updates.neutralise("+44 (0)20 7946-0000") == "+44 (0)20 7946-0000"
+    assert crm_updates.neutralise("-2") == "-2"
+    assert crm_updates.neutralise("-2.5") == "-2.5"
     assert crm_updates.neutralise("Ann") == "Ann"
     assert crm_updates.neutralise(3) == 3
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
@@ -69,8 +76,8 @@ def test_formula_cells_are_neutralised_in_the_crm_update_file(tmp_path: Path) ->
     with open(tmp_path / "inbound" / "updates.csv", newline="", encoding="utf-8") as handle:
         rows = {r["field"]: r for r in csv.DictReader(handle)}
     assert rows["first_name"]["new_value"].startswith("'=")
-    assert rows["phone"]["new_value"] == "'+1 503-555-0199"
-    assert rows["phone"]["old_value"] == "'+1 503-555-0100"
+    assert rows["phone"]["new_value"] == "+1 503-555-0199"  # what the CRM stores: no quote in front
+    assert rows["phone"]["old_value"] == "+1 503-555-0100"
     assert not (tmp_path / "inbound" / "updates.csv.part").exists()
 
 

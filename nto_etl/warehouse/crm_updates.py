@@ -1,13 +1,17 @@
 """The file the CRM re-imports: unsubscribes, hard bounces, changed contact details, engagement scores.
 
 Written atomically to the CRM inbound location. Text cells that a spreadsheet would
-run as a formula (starting with =, +, - or @) are neutralised with a leading quote.
+run as a formula (starting with =, @, a tab or a carriage return, or with + or - followed by
+more than a number could hold) are neutralised with a leading quote. A phone number such as
++1 503-555-0100, or a negative number, reaches the CRM as it is: a spreadsheet only computes
+with it, and a quote in front would be stored by the CRM's import as part of the value.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import duckdb
@@ -16,6 +20,7 @@ import fsspec
 from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER_OR_PHONE = re.compile(r"[+-][0-9 ()./-]*")  # digits and the separators of phone numbers only
 COLUMNS = [
     "subscriber_key",
     "customer_id",
@@ -63,7 +68,7 @@ ORDER BY u.update_type, u.subscriber_key, u.field
 
 def neutralise(value: Any) -> Any:
     """A text cell made inert for spreadsheets (OWASP CSV injection guidance)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not NUMBER_OR_PHONE.fullmatch(value):
         return "'" + value
     return value
 
