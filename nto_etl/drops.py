@@ -1,4 +1,7 @@
-"""File drops: which dated files in a folder are new or changed since the last look (for sensors)."""
+"""File drops: which dated files in a folder are new or changed since the last look (for sensors).
+
+A file still being written (the CRM's export of a large table takes minutes) must not start
+a run: a file counts only once it has not changed for a while (`settled_before`)."""
 
 from __future__ import annotations
 
@@ -52,10 +55,12 @@ def list_dated_files(url: str, fs: Any = None, **storage_options: Any) -> list[D
 
 
 def new_or_changed(
-    files: list[DroppedFile], seen: dict[str, str]
+    files: list[DroppedFile], seen: dict[str, str], settled_before: float
 ) -> tuple[list[DroppedFile], dict[str, str]]:
-    """Files whose (size, mtime) differ from the cursor's, and the updated cursor."""
-    fresh = [f for f in files if seen.get(f.path) != f.fingerprint]
+    """Files whose (size, mtime) differ from the cursor's and that were last modified before
+    `settled_before` (a time in seconds since the epoch), and the updated cursor. A file
+    modified since is left for a later look."""
+    fresh = [f for f in files if seen.get(f.path) != f.fingerprint and f.mtime <= settled_before]
     cursor = dict(seen)
     cursor.update({f.path: f.fingerprint for f in fresh})
     return fresh, cursor

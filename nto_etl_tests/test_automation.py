@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from nto_etl.defs.automation import (
 )
 from nto_etl.defs.crm_sync import de_key
 from nto_etl.defs.resources import PipelineStorage
+from nto_etl.mce.errors import MceConfigurationError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -45,11 +48,18 @@ def test_the_code_location_loads() -> None:
     assert "nto_etl.definitions" in workspace and "location_name: nto_etl" in workspace
 
 
+def settled(path: Path, seconds_ago: float = 120) -> None:
+    """Give `path` the modification time of a file written `seconds_ago` and left alone since."""
+    when = time.time() - seconds_ago
+    os.utime(path, (when, when))
+
+
 def test_crm_drop_sensor_requests_each_new_or_changed_file_once(tmp_path: Path) -> None:
     drop = tmp_path / "crm"
     (drop / "contacts").mkdir(parents=True)
     first = drop / "contacts" / "contacts_2026-11-01.csv"
     first.write_bytes((SAMPLE / "crm" / "contacts" / "contacts_2026-11-01.csv").read_bytes())
+    settled(first)
     storage = PipelineStorage(crm_drop_url=str(drop))
     result = crm_drop_sensor(dg.build_sensor_context(resources={"storage": storage}))
     assert [r.partition_key for r in result.run_requests] == ["2026-11-01"]
@@ -57,7 +67,8 @@ def test_crm_drop_sensor_requests_each_new_or_changed_file_once(tmp_path: Path) 
     again = crm_drop_sensor(dg.build_sensor_context(cursor=result.cursor, resources={"storage": storage}))
     assert again.run_requests == []
     (drop / "contacts" / "contacts_2026-11-02.csv").write_text(first.read_text())
-    os.utime(first, (first.stat().st_atime, first.stat().st_mtime + 10))  # the 1st re-delivered
+    settled(drop / "contacts" / "contacts_2026-11-02.csv")
+    settled(first, 100)  # the 1st re-delivered
     later = crm_drop_sensor(dg.build_sensor_context(cursor=again.cursor, resources={"storage": storage}))
     assert sorted(r.partition_key for r in later.run_requests) == ["2026-11-01", "2026-11-02"]
     (drop / "contacts" / "notes.txt").write_text("not an export")
@@ -69,8 +80,40 @@ def test_crm_drop_sensor_requests_each_new_or_changed_file_once(tmp_path: Path) 
     )
 
 
+def test_a_file_still_being_written_waits_until_it_has_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop = tmp_path / "crm" / "contacts"
+    drop.mkdir(parents=True)
+    export = drop / "contacts_2026-11-01.csv"
+    export.write_text(HEADER_ONLY := "customer_id,subscriber_key\n")  # the CRM has only begun
+    storage = PipelineStorage(crm_drop_url=str(tmp_path / "crm"))
+    now = crm_drop_sensor(dg.build_sensor_context(resources={"storage": storage}))
+    assert now.run_requests == []
+    export.write_text(HEADER_ONLY + "C1,K1\n")
+    settled(export, 61)
+    later = crm_drop_sensor(dg.build_sensor_context(cursor=now.cursor, resources={"storage": storage}))
+    assert [r.partition_key for r in later.run_requests] == ["2026-11-01"]
+    monkeypatch.setenv("NTO_DROP_SETTLE_SECONDS", "0")  # for drops written whole (a rename into place)
+    export.write_text(HEADER_ONLY + "C1,K1\nC2,K2\n")
+    assert (
+        len(
+            crm_drop_sensor(
+                dg.build_sensor_context(cursor=later.cursor, resources={"storage": storage})
+            ).run_requests
+        )
+        == 1
+    )
+    monkeypatch.setenv("NTO_DROP_SETTLE_SECONDS", "a minute")
+    with pytest.raises(MceConfigurationError, match="NTO_DROP_SETTLE_SECONDS must be a number of float type"):
+        crm_drop_sensor(dg.build_sensor_context(cursor=later.cursor, resources={"storage": storage}))
+
+
 def test_web_analytics_sensor(tmp_path: Path) -> None:
-    storage = PipelineStorage(web_analytics_url=str(SAMPLE / "web_analytics" / "page_views"))
+    drop = shutil.copytree(SAMPLE / "web_analytics" / "page_views", tmp_path / "page_views")
+    for path in drop.iterdir():
+        settled(path)
+    storage = PipelineStorage(web_analytics_url=str(drop))
     result = web_analytics_sensor(dg.build_sensor_context(resources={"storage": storage}))
     assert sorted(r.partition_key for r in result.run_requests) == ["2026-11-01", "2026-11-02", "2026-11-03"]
 

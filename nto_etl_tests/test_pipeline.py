@@ -272,8 +272,13 @@ def test_mce_in_maintenance_fails_clearly_before_any_work(tmp_path: Path) -> Non
         assert mce.service.calls.get("Create", 0) == 0
 
 
-def test_export_sensor_sees_each_tracking_extract_once(pipeline: Pipeline) -> None:
+def test_export_sensor_sees_each_tracking_extract_once(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nto_etl.defs.automation import export_sensor
+
+    # The extracts were written moments ago; waiting for files to settle is tested in test_automation.
+    monkeypatch.setenv("NTO_DROP_SETTLE_SECONDS", "0")
 
     resources = {"mce": pipeline.resources["mce"]}
     result = export_sensor(dg.build_sensor_context(resources=resources))

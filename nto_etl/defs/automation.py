@@ -1,6 +1,8 @@
 """Schedules and sensors: the daily CRM sync, the monthly newsletter refresh, hourly event reminders, file drops."""
 
 import json
+import os
+import time
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -12,6 +14,7 @@ from nto_etl.defs.resources import MceResource, PipelineStorage
 from nto_etl.defs.segments import AUDIENCE
 from nto_etl.defs.tracking import EXTRACT
 from nto_etl.drops import DroppedFile, list_dated_files, new_or_changed
+from nto_etl.mce.settings import env_number
 
 
 def chain(dataset: str) -> list[dg.AssetKey]:
@@ -73,8 +76,11 @@ def hourly_event_reminder_schedule(context: dg.ScheduleEvaluationContext) -> dg.
 def _run_requests(
     files: list[DroppedFile], seen: dict[str, str], asset_selection: list[dg.AssetKey] | None = None
 ) -> tuple[list[dg.RunRequest], dict[str, str]]:
-    """One run request per new or changed file whose day is a partition, and the updated cursor."""
-    fresh, cursor = new_or_changed(files, seen)
+    """One run request per new or changed file whose day is a partition, and the updated cursor.
+    Files modified within the last NTO_DROP_SETTLE_SECONDS (default 60) may still be being
+    written: they wait for a later evaluation."""
+    settle = env_number(os.environ, "NTO_DROP_SETTLE_SECONDS", "60", float, zero=True)
+    fresh, cursor = new_or_changed(files, seen, settled_before=time.time() - settle)
     requests = [
         dg.RunRequest(
             run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date, asset_selection=asset_selection

@@ -21,8 +21,11 @@ YES, NO = {"true", "1", "yes"}, {"false", "0", "no"}
 Number = TypeVar("Number", int, float)
 
 
-def env_number(env: Mapping[str, str], name: str, default: str, kind: Callable[[str], Number]) -> Number:
-    """The number in variable `name` (`default` when unset), or an error that names the variable."""
+def env_number(
+    env: Mapping[str, str], name: str, default: str, kind: Callable[[str], Number], *, zero: bool = False
+) -> Number:
+    """The number in variable `name` (`default` when unset), more than 0 (or 0 too, with `zero`),
+    or an error that names the variable."""
     text = env.get(name, default).strip()
     try:
         value = kind(text)
@@ -30,8 +33,8 @@ def env_number(env: Mapping[str, str], name: str, default: str, kind: Callable[[
         raise MceConfigurationError(
             f"{name} must be a number of {kind.__name__} type, got {text!r}"
         ) from None
-    if value <= 0:
-        raise MceConfigurationError(f"{name} must be more than 0, got {text!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise MceConfigurationError(f"{name} must be {'0 or more' if zero else 'more than 0'}, got {text!r}")
     return value
 
 
