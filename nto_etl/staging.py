@@ -132,7 +132,8 @@ def stage_export(
             if rows_read is None:
                 used = "pandas"
                 screened.create_empty(f"{_duck_columns(fields)}, __ok BOOLEAN")
-                rows_read = _stage_in_chunks(con, export, model, fields, scan)
+                refused = screen is not None  # DuckDB's reader has already refused the file
+                rows_read = _stage_in_chunks(con, export, model, fields, scan, refused=refused)
             names = ", ".join(ident(f.name) for f in fields)
             con.execute(
                 f"CREATE TEMP VIEW staged_rows AS SELECT {names}, __row, NULL::BIGINT AS __line "
@@ -207,16 +208,18 @@ def _stage_in_chunks(
     model: type[pa.DataFrameModel],
     fields: tuple[DEField, ...],
     scan: Future[ExportScan],
+    *,
+    refused: bool = False,
 ) -> int:
     """The pandas engine: every row through pandera, chunk by chunk; returns the rows read.
 
     DuckDB's strict reader is fast, but refuses a file with a malformed row and skips blank
-    lines without saying where: when it refused the file, or its lines do not add up to the
-    file's, Python's csv module reads it again, numbering every line."""
+    lines without saying where: when it refused the file (or had already, `refused`), or its
+    lines do not add up to the file's, Python's csv module reads it, numbering every line."""
     rows_read = 0
     columns = [f.name for f in fields]
     fast = _DuckChunks(con, export, columns)
-    for chunks in (fast, _CsvChunks(export, columns)):
+    for chunks in ([] if refused else [fast]) + [_CsvChunks(export, columns)]:
         con.execute("DELETE FROM rescued; DELETE FROM rejects")
         rows_read = 0
         for chunk, malformed in chunks:

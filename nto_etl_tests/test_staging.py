@@ -276,6 +276,23 @@ def test_spaces_around_header_names_are_not_part_of_them(
     )
 
 
+def test_a_file_duckdb_refused_is_read_once_more_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's reader refused it while screening: the pandas engine goes straight to Python's
+    csv module instead of letting DuckDB refuse it a second time."""
+    tries: list[str] = []
+    duck_iter = staging._DuckChunks.__iter__
+    monkeypatch.setattr(
+        staging._DuckChunks, "__iter__", lambda self: tries.append("duckdb") or duck_iter(self)
+    )
+    path = write(tmp_path, [HEADER, contact("C1"), "C2,KC2"])
+    result = stage_export(str(path), Contact, tmp_path / "out")
+    assert (result.engine, result.rows_staged, tries) == ("pandas", 1, [])
+    stage_export(str(path), Contact, tmp_path / "again", engine="pandas")
+    assert tries == ["duckdb"]  # asked for the pandas engine, DuckDB's reader is tried first
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ExportFileError, match="does not exist"):
         stage_export(str(tmp_path / "nope.csv"), Contact, tmp_path / "out")
