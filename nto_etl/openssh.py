@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nto_etl.mce.errors import MceAuthenticationError, MceUnreachableError
+from nto_etl.mce.settings import env_flag
 
 if TYPE_CHECKING:
     from nto_etl.transfer import SftpSettings
@@ -32,7 +33,7 @@ ENABLE_VARIABLE = "NTO_SFTP_OPENSSH"  # "false" to always use asyncssh
 
 def available() -> str | None:
     """The `sftp` binary, unless missing or switched off with NTO_SFTP_OPENSSH=false."""
-    if os.environ.get(ENABLE_VARIABLE, "true").lower() in ("false", "0", "no"):
+    if not env_flag(os.environ, ENABLE_VARIABLE, True):
         return None
     return shutil.which("sftp")
 

@@ -109,6 +109,7 @@ def stage_export(
     header = _read_header(source, options, delimiter)
     _check_header(source, header, columns, delimiter)
 
+    in_memory = _in_memory(size)  # first: it checks NTO_STAGING_MEMORY
     out_dir.mkdir(parents=True, exist_ok=True)
     base = name or Path(source.rstrip("/")).stem
     staged_path, rejects_path = out_dir / f"{base}.csv", out_dir / f"{base}.rejects.csv"
@@ -124,7 +125,7 @@ def stage_export(
             screen = compile_screen(model) if engine == "duckdb" else None
             _create_tables(con, fields)
             export = _Export(source, options, header, delimiter, block_bytes)
-            screened = ScreenedRows(con, in_memory=_in_memory(size))
+            screened = ScreenedRows(con, in_memory=in_memory)
             rows_read = (
                 _stage_screened(con, export, model, screen, screened, scan) if screen is not None else None
             )
@@ -323,7 +324,10 @@ def _in_memory(size: int) -> bool:
     """Whether the screened rows of an export of `size` bytes are kept in memory (see
     `screened_rows`): when the file fits in staging's memory budget. As Arrow they take about
     the file's size (188 MB for a 195 MB export of a million contacts)."""
-    return size <= memory_bytes(STAGING_MEMORY)
+    try:
+        return size <= memory_bytes(STAGING_MEMORY)
+    except ValueError as exc:
+        raise ValueError(f"NTO_STAGING_MEMORY: {exc}") from None
 
 
 def _size(source: str, options: dict[str, Any]) -> int:

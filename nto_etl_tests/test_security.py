@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -132,6 +133,33 @@ def test_a_bad_setting_names_its_variable(
         monkeypatch.setenv(key, text)
     with pytest.raises(MceConfigurationError, match=f"{name} {message}"):
         mce_resource()
+
+
+def test_bad_pipeline_settings_name_their_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from nto_etl import openssh, staging
+    from nto_etl.contracts import Contact
+    from nto_etl.mce.errors import MceConfigurationError
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from nto_etl.definitions import defs; defs()"],
+        env={**os.environ, "NTO_RETRIES": "three"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode != 0
+    assert "NTO_RETRIES must be a number of int type, got 'three'" in loaded.stderr
+    monkeypatch.setenv(openssh.ENABLE_VARIABLE, "maybe")
+    with pytest.raises(MceConfigurationError, match="NTO_SFTP_OPENSSH must be true or false, got 'maybe'"):
+        openssh.available()
+    monkeypatch.setattr(staging, "STAGING_MEMORY", "lots")
+    export = tmp_path / "contacts.csv"
+    export.write_text(",".join(f.name for f in staging.de_fields(Contact)) + "\n")
+    with pytest.raises(ValueError, match="NTO_STAGING_MEMORY: not a memory size: 'lots'"):
+        staging.stage_export(str(export), Contact, tmp_path / "out")
 
 
 def test_the_local_mce_requires_credentials(local_mce: LocalMce) -> None:

@@ -7,13 +7,14 @@ from contextlib import contextmanager
 import dagster as dg
 
 from nto_etl.mce.errors import MceError, MceTransientError, MceUnreachableError
+from nto_etl.mce.settings import env_number
 
 START_DATE = os.environ.get("NTO_START_DATE", "2026-11-01")
 daily = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)
 
 network_retry = dg.RetryPolicy(
-    max_retries=int(os.environ.get("NTO_RETRIES", "3")),
-    delay=float(os.environ.get("NTO_RETRY_DELAY", "10")),
+    max_retries=env_number(os.environ, "NTO_RETRIES", "3", int, zero=True),
+    delay=env_number(os.environ, "NTO_RETRY_DELAY", "10", float, zero=True),
     backoff=dg.Backoff.EXPONENTIAL,
     jitter=dg.Jitter.PLUS_MINUS,
 )
