@@ -188,3 +188,20 @@ def test_a_failed_insert_reports_its_own_error_and_leaves_nothing(tmp_path: Path
     assert con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '\\_\\_%' ESCAPE '\\'"
     ).fetchall() == [(0,)]
+
+
+def test_an_extract_is_read_where_its_files_were_unpacked(tmp_path: Path) -> None:
+    """A name with `..` is unpacked inside the folder (zipfile drops the `..`), and read from
+    there: never from the place the name points at."""
+    import zipfile
+
+    outside = tmp_path / "Opens.csv"
+    outside.write_text("not from the extract\n")
+    archive = tmp_path / "extract.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("../Opens.csv", "from the extract\n")
+        zipped.writestr("Sent.csv", "sent\n")
+    files = tracking.extract_files(archive, tmp_path / "unpacked")
+    assert [f.path.read_text() for f in files] == ["from the extract\n", "sent\n"]
+    assert all((tmp_path / "unpacked") in f.path.parents for f in files)
+    assert outside.read_text() == "not from the extract\n"

@@ -89,13 +89,15 @@ class EventFileError(ValueError):
 
 
 def extract_files(archive: Path, into: Path) -> list[EventFile]:
-    """The CSVs of an MCE tracking extract zip (Sent.csv, Opens.csv, ...), unpacked into `into`."""
+    """The CSVs of an MCE tracking extract zip (Sent.csv, Opens.csv, ...), unpacked into `into`.
+
+    Each file is read where `extract` put it: it drops a name's leading slashes and `..`, so a
+    crafted name cannot make the merge read a file outside `into`."""
     into.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive) as zipped:
-        names = [n for n in zipped.namelist() if n.lower().endswith(".csv")]
-        for name in names:
-            zipped.extract(name, into)
-    return [EventFile(into / n, RENAMES, MCE_EXTRACT_DATES) for n in sorted(names)]
+        names = sorted(n for n in zipped.namelist() if n.lower().endswith(".csv"))
+        paths = [Path(zipped.extract(name, into)) for name in names]
+    return [EventFile(path, RENAMES, MCE_EXTRACT_DATES) for path in paths]
 
 
 def merge_event_files(
