@@ -166,7 +166,7 @@ def _merge_straight(
             for file in files:
                 screened = screen.screening(_as_contract_text(file, names))
                 con.execute(
-                    f"INSERT INTO tracking_events SELECT {columns}, $p FROM ({screened}) "
+                    f"INSERT INTO tracking_events BY NAME SELECT {columns}, $p AS _partition FROM ({screened}) "
                     f"WHERE CASE WHEN __ok THEN true ELSE error('{REFUSED}') END",
                     {"p": partition},
                 )
@@ -248,7 +248,9 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
             repeats = _keys_may_repeat(con, "SELECT * FROM __fresh")
             events = f"(SELECT DISTINCT ON ({key}) * FROM __fresh)" if repeats else "__fresh"
             before = scalar(con, "SELECT count(*) FROM tracking_events")
-            con.execute(f"INSERT INTO tracking_events SELECT *, ? FROM {events}", [partition])
+            con.execute(
+                f"INSERT INTO tracking_events BY NAME SELECT *, ? AS _partition FROM {events}", [partition]
+            )
             return scalar(con, "SELECT count(*) FROM tracking_events") - before
     finally:
         con.execute("DROP TABLE IF EXISTS __fresh")
