@@ -98,11 +98,11 @@ def test_a_ca_bundle_is_used_by_the_client_and_by_the_pipeline(
     assert MceSettings.from_env(env).verify_tls == str(bundle)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    mce, _ = mce_resource().settings()
+    mce, _ = mce_resource().process_config_and_initialize().settings()
     assert mce.verify_tls == str(bundle)  # not merely "on", with the system's CAs
     assert mce.operation_timeout == 30
     monkeypatch.setenv("NTO_MCE_VERIFY_TLS", "No")
-    assert mce_resource().settings()[0].verify_tls is False
+    assert mce_resource().process_config_and_initialize().settings()[0].verify_tls is False
     assert MceSettings.from_env({**TENANT, "NTO_MCE_VERIFY_TLS": "No"}).verify_tls is False
 
 
@@ -160,6 +160,32 @@ def test_bad_pipeline_settings_name_their_variable(tmp_path: Path, monkeypatch: 
     export.write_text(",".join(f.name for f in staging.de_fields(Contact)) + "\n")
     with pytest.raises(ValueError, match="NTO_STAGING_MEMORY: not a memory size: 'lots'"):
         staging.stage_export(str(export), Contact, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mc123.auth.marketingcloudapis.com", "NTO_MCE_AUTH_URL must be a URL such as https://host"),
+        ("http://mc123.auth.marketingcloudapis.com", "NTO_MCE_AUTH_URL must use https"),
+        ("http://10.0.0.5:8080", "NTO_MCE_AUTH_URL must use https"),
+        ("https://mc123.auth.marketingcloudapis.com", None),
+        ("http://127.0.0.1:8080", None),  # a local MCE
+        ("http://localhost:8080", None),
+    ],
+)
+def test_secrets_travel_over_https_unless_to_a_local_mce(url: str, message: str | None) -> None:
+    from nto_etl.mce.errors import MceConfigurationError
+
+    env = {**TENANT, "NTO_MCE_AUTH_URL": url}
+    if message is None:
+        assert MceSettings.from_env(env).auth_url == url
+    else:
+        with pytest.raises(MceConfigurationError, match=message):
+            MceSettings.from_env(env)
+        with pytest.raises(
+            MceConfigurationError, match=message.replace("NTO_MCE_AUTH_URL", "NTO_MCE_SOAP_URL")
+        ):
+            MceSettings(soap_url=url, auth_mode="username", username="u", password=Secret("p"))
 
 
 def test_the_local_mce_requires_credentials(local_mce: LocalMce) -> None:

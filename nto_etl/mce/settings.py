@@ -6,11 +6,13 @@ same structure for itself. Nothing here talks to the network.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from nto_etl.mce.errors import MceConfigurationError
 from nto_etl.secrets import Secret
@@ -36,6 +38,23 @@ def env_number(
     if value < 0 or (value == 0 and not zero):
         raise MceConfigurationError(f"{name} must be {'0 or more' if zero else 'more than 0'}, got {text!r}")
     return value
+
+
+def check_endpoint(name: str, url: str) -> None:
+    """An https URL with a host; plain http only for a host on loopback (a local MCE), so that
+    no secret crosses a network unencrypted."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise MceConfigurationError(f"{name} must be a URL such as https://host, got {url!r}")
+    if parts.scheme == "http" and not _on_loopback(parts.hostname):
+        raise MceConfigurationError(f"{name} must use https (http only reaches a local MCE), got {url!r}")
+
+
+def _on_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -82,6 +101,9 @@ class MceSettings:
     max_retries: int = 4
 
     def __post_init__(self) -> None:
+        for name, url in (("AUTH_URL", self.auth_url), ("SOAP_URL", self.soap_url)):
+            if url:
+                check_endpoint(ENV_PREFIX + name, url)
         if self.auth_mode == "oauth2":
             if not self.auth_url:
                 raise MceConfigurationError(f"{ENV_PREFIX}AUTH_URL is required for OAuth2 authentication")
