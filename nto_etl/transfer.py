@@ -8,6 +8,7 @@ Host keys are checked unless explicitly switched off.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import posixpath
 from collections.abc import Iterator
@@ -52,6 +53,13 @@ class SftpSettings:
             raise MceConfigurationError(f"{ENV_PREFIX}HOST and {ENV_PREFIX}USERNAME are required")
         if not self.password and not self.key_file:
             raise MceConfigurationError(f"{ENV_PREFIX}PASSWORD or {ENV_PREFIX}KEY_FILE is required")
+        if not _host_name(self.host):
+            raise MceConfigurationError(
+                f"{ENV_PREFIX}HOST must be a host name such as mc123.ftp.marketingcloudops.com "
+                f"(the port goes in {ENV_PREFIX}PORT), got {self.host!r}"
+            )
+        if not 0 < self.port < 65536:
+            raise MceConfigurationError(f"{ENV_PREFIX}PORT must be between 1 and 65535, got {self.port}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> SftpSettings:
@@ -214,6 +222,15 @@ def download(fs: AbstractFileSystem, remote_path: str, local_path: Path | str) -
         raise
     part.replace(local)
     return Transferred(str(local), local.stat().st_size, sha256_file(local))
+
+
+def _host_name(host: str) -> bool:
+    """A bare host name or IP address: no scheme, path or port."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return not any(c in host for c in ":/@ ")
 
 
 def _openssh_settings(fs: AbstractFileSystem, size: int) -> SftpSettings | None:

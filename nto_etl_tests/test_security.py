@@ -188,6 +188,27 @@ def test_secrets_travel_over_https_unless_to_a_local_mce(url: str, message: str 
             MceSettings(soap_url=url, auth_mode="username", username="u", password=Secret("p"))
 
 
+@pytest.mark.parametrize(
+    ("host", "port", "message"),
+    [
+        ("sftp://mc123.ftp.marketingcloudops.com", 22, "NTO_SFTP_HOST must be a host name"),
+        ("mc123.ftp.marketingcloudops.com:22", 22, r"the port goes in NTO_SFTP_PORT"),
+        ("mc123.ftp.marketingcloudops.com", 0, "NTO_SFTP_PORT must be between 1 and 65535, got 0"),
+        ("mc123.ftp.marketingcloudops.com", 70000, "NTO_SFTP_PORT must be between 1 and 65535"),
+        ("mc123.ftp.marketingcloudops.com", 22, None),
+        ("::1", 2222, None),
+    ],
+)
+def test_the_sftp_host_is_a_host_name_and_the_port_a_port(host: str, port: int, message: str | None) -> None:
+    from nto_etl.mce.errors import MceConfigurationError
+
+    if message is None:
+        assert SftpSettings(host=host, port=port, username="u", password=Secret("p")).host == host
+    else:
+        with pytest.raises(MceConfigurationError, match=message):
+            SftpSettings(host=host, port=port, username="u", password=Secret("p"))
+
+
 def test_the_local_mce_requires_credentials(local_mce: LocalMce) -> None:
     import requests
 
