@@ -249,7 +249,9 @@ def _stage_screened(
     carriage returns), Python's csv module numbers the lines instead."""
     file_rows = f"SELECT * FROM {_as_text(con, export)}"
     try:
-        rows = screened.fill(screen.screening(file_rows, _breaks(screen)))  # one pass over the file
+        rows = screened.fill(
+            screen.screening(file_rows, _breaks([f.name for f in screen.fields]))
+        )  # one pass
     except duckdb.InvalidInputException:
         return None
     con.execute(
@@ -306,10 +308,10 @@ def _number_lines_exactly(con: duckdb.DuckDBPyConnection, export: _Export) -> in
     return records
 
 
-def _breaks(screen: Screen) -> str:
-    """SQL of a row's line breaks inside its values as read (`__breaks`); one search in most rows,
-    which have none."""
-    names = [ident(f.name) for f in screen.fields]
+def _breaks(columns: list[str]) -> str:
+    """SQL of a row's line breaks inside the values of `columns` as read (`__breaks`), for both
+    engines; one search in most rows, which have none."""
+    names = [ident(c) for c in columns]
     count = " + ".join(f"coalesce(len({n}) - len(replace({n}, chr(10), '')), 0)" for n in names)
     return f"CASE WHEN contains(concat({', '.join(names)}), chr(10)) THEN {count} ELSE 0 END AS __breaks"
 
@@ -392,11 +394,9 @@ Chunk = tuple[pd.DataFrame, pd.DataFrame]  # (rows as text with __line, malforme
 NO_REJECTS = pd.DataFrame(columns=REJECT_COLUMNS)
 
 
-def _number(frame: pd.DataFrame, columns: list[str], first_row: int, first_line: int) -> int:
-    """Index rows from first_row and add __line (where each record starts); returns the next line."""
-    embedded = np.zeros(len(frame), dtype="int64")
-    for c in columns:
-        embedded += frame[c].str.count("\n").fillna(0).to_numpy(dtype="int64")
+def _number(frame: pd.DataFrame, embedded: np.ndarray, first_row: int, first_line: int) -> int:
+    """Index rows from first_row and add __line (where each record starts), given each row's
+    line breaks inside its values (`embedded`); returns the next line."""
     frame.index = pd.RangeIndex(first_row, first_row + len(frame))
     frame["__line"] = first_line + np.arange(len(frame)) + np.cumsum(embedded) - embedded
     return first_line + len(frame) + int(embedded.sum())
@@ -417,11 +417,12 @@ class _DuckChunks:
         names = ", ".join(ident(c) for c in self.columns)
         # A cursor of its own: the chunks are inserted on the connection while this result is open.
         with self.con.cursor() as reading:
-            query = f"SELECT {names} FROM {_as_text(reading, self.export)}"
+            query = f"SELECT {names}, {_breaks(self.columns)} FROM {_as_text(reading, self.export)}"
             try:
                 for batch in reading.sql(query).to_arrow_reader(self.export.page_rows):
                     frame = batch.to_pandas()
-                    next_line = _number(frame, self.columns, next_row, next_line)
+                    embedded = frame.pop("__breaks").to_numpy(dtype="int64")
+                    next_line = _number(frame, embedded, next_row, next_line)
                     next_row += len(frame)
                     self.breaks = next_line - next_row - 1
                     yield frame, NO_REJECTS
