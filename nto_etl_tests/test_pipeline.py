@@ -16,7 +16,7 @@ from nto_etl import segments, transfer
 from nto_etl.config import default_config
 from nto_etl.connections import local_settings
 from nto_etl.contracts import Contact
-from nto_etl.defs.crm_sync import RECONCILE_CHECK, REJECTS_CHECK, de_key, staged_key
+from nto_etl.defs.crm_sync import RECONCILE_CHECK, REJECTS_CHECK, de_key, export_key, staged_key
 from nto_etl.defs.segments import AUDIENCE
 from nto_etl.defs.tracking import EXTRACT
 from nto_etl.harness import LocalPipeline
@@ -139,6 +139,54 @@ def test_crm_update_file_lists_unsubscribes_and_bounces_safely(pipeline: Pipelin
     assert (updates.update_type == "unsubscribe").sum() == unsubscribed
     assert (updates.update_type == "hard_bounce").sum() == hard
     assert not updates.apply(lambda col: col.str.match(r"^[=+\-@]")).any().any()
+
+
+UPDATES_EXPORT = dg.AssetKey(["crm", "updates_export"])
+MCE_ROWS = dg.AssetKey(["warehouse", "mce_contact_rows"])
+
+
+def test_the_crm_update_file_sends_back_only_changes_made_in_mce(tmp_path: Path) -> None:
+    """Day 2 reached the warehouse but not yet MCE: the CRM's own changes of that day differ from
+    what MCE holds, and sending MCE's values back would undo them. Only the edit made in MCE goes."""
+    day1, day2 = (pd.read_csv(SAMPLE / "crm" / "contacts" / f"contacts_{d}.csv", dtype=str) for d in DAYS[:2])
+    both = day1.merge(day2, on="subscriber_key", suffixes=("_1", "_2"))
+    details = ["email", "first_name", "last_name", "phone"]
+    changed_on_day2 = sum(
+        int(((both[f"{f}_1"] != both[f"{f}_2"]) & both[f"{f}_1"].notna()).sum()) for f in details
+    )
+    assert changed_on_day2 > 0
+    edited = next(k for k in day1.subscriber_key if k not in set(day2.subscriber_key))
+    warehouse_only = dg.AssetSelection.assets(
+        export_key("contacts"), staged_key("contacts"), dg.AssetKey(["warehouse", "crm_contacts"])
+    )
+    updates = dg.AssetSelection.assets(MCE_ROWS, UPDATES_EXPORT)
+    with LocalMce(tmp_path / "mce") as mce:
+        p = Pipeline(tmp_path, mce)
+        assert p.run(warehouse_only | dg.AssetSelection.assets(de_key("contacts")), DAYS[0]).success
+        assert p.run(warehouse_only, DAYS[1]).success
+        assert (
+            dex.upsert_rows(
+                p.client, CONTACTS.de_key, [{"subscriber_key": edited, "first_name": "Edited"}]
+            ).saved
+            == 1
+        )
+        result = p.run(updates)
+        assert result.success
+        [written] = result.asset_materializations_for_node("crm__updates_export")
+        sent = pd.read_csv(tmp_path / "inbound" / "nto_mce_updates.csv", dtype=str, keep_default_na=False)
+        changes = sent[sent.update_type == "contact_change"]
+        assert list(zip(changes.subscriber_key, changes.field, changes.new_value, strict=True)) == [
+            (edited, "first_name", "Edited")
+        ]
+        assert written.metadata["contact_details_held_back"].value == changed_on_day2
+
+        # Once day 2 is in MCE, nothing is held back and the edit is still the only change.
+        assert p.run(dg.AssetSelection.assets(de_key("contacts")), DAYS[1]).success
+        result = p.run(updates)
+        [written] = result.asset_materializations_for_node("crm__updates_export")
+        assert written.metadata["contact_details_held_back"].value == 0
+        sent = pd.read_csv(tmp_path / "inbound" / "nto_mce_updates.csv", dtype=str, keep_default_na=False)
+        assert list(sent[sent.update_type == "contact_change"].subscriber_key) == [edited]
 
 
 def fingerprint(p: Pipeline) -> dict[str, int]:

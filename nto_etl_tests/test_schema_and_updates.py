@@ -65,20 +65,69 @@ def test_formula_cells_are_neutralised_in_the_crm_update_file(tmp_path: Path) ->
         con.execute(
             "INSERT INTO crm_contacts (customer_id, subscriber_key, email, first_name, last_name, phone, "
             "created_at, modified_at, _partition) VALUES ('C1', 'K1', 'k1@example.com', 'Ann', 'Lee', "
-            "'+1 503-555-0100', now(), now(), '2026-11-01')"
+            "'+1 503-555-0100', '2026-11-01 09:30:00', '2026-11-01 14:05:09', '2026-11-01')"
         )
-        con.execute(
-            "INSERT INTO mce_contact_rows VALUES (?, ?, ?, ?, ?)",
-            ["K1", "k1@example.com", "=cmd|' /C calc'!A0", "Lee", "+1 503-555-0199"],
+        con.execute(  # MCE holds the CRM's version of K1 (its Retrieve renders the date so) and changed it
+            "INSERT INTO mce_contact_rows VALUES (?, ?, ?, ?, ?, ?)",
+            ["K1", "k1@example.com", "=cmd|' /C calc'!A0", "Lee", "+1 503-555-0199", "11/1/2026 2:05:09 PM"],
         )
-        counts = crm_updates.write_updates(con, str(tmp_path / "inbound" / "updates.csv"))
-    assert counts == {"contact_change": 2}
-    with open(tmp_path / "inbound" / "updates.csv", newline="", encoding="utf-8") as handle:
-        rows = {r["field"]: r for r in csv.DictReader(handle)}
-    assert rows["first_name"]["new_value"].startswith("'=")
-    assert rows["phone"]["new_value"] == "+1 503-555-0199"  # what the CRM stores: no quote in front
-    assert rows["phone"]["old_value"] == "+1 503-555-0100"
+        written = crm_updates.write_updates(con, str(tmp_path / "inbound" / "updates.csv"))
+    assert written.rows == {"contact_change": 2}
+    assert written.held_back == 0
     assert not (tmp_path / "inbound" / "updates.csv.part").exists()
+
+
+def test_a_difference_where_mce_holds_an_older_version_is_held_back(tmp_path: Path) -> None:
+    """The CRM changed K2 after MCE last got it (an import refused the row, or the day's sync has
+    not run): MCE's value is the old one, and sending it back would undo the CRM's change."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        prepare(con)
+        crm_updates.ensure_mce_rows_table(con)
+        for key, modified, partition in [
+            ("K1", "2026-11-01 14:05:09", "2026-11-01"),
+            ("K2", "2026-11-01 08:00:00", "2026-11-01"),
+            ("K2", "2026-11-02 10:00:00", "2026-11-02"),
+            ("K3", "2026-11-01 08:00:00", "2026-11-01"),
+        ]:
+            con.execute(
+                "INSERT INTO crm_contacts (customer_id, subscriber_key, email, first_name, last_name, phone, "
+                "created_at, modified_at, _partition) VALUES (?, ?, ?, 'Ann', 'Lee', '+1 503-555-0100', "
+                "'2026-10-01 09:00:00', ?, ?)",
+                [f"C{key[1]}", key, f"{partition}@example.com", modified, partition],
+            )
+        rows = [
+            ("K1", "mce-edit@example.com", "11/1/2026 2:05:09 PM"),  # the CRM's latest version, edited in MCE
+            ("K2", "2026-11-01@example.com", "11/1/2026 8:00:00 AM"),  # the CRM's older version
+            ("K3", "other@example.com", None),  # no version: cannot tell whose change it is
+        ]
+        for key, email, modified in rows:
+            con.execute(
+                "INSERT INTO mce_contact_rows VALUES (?, ?, 'Ann', 'Lee', '+1 503-555-0100', ?)",
+                [key, email, modified],
+            )
+        written = crm_updates.write_updates(con, str(tmp_path / "updates.csv"))
+    assert written.rows == {"contact_change": 1}
+    assert written.held_back == 2
+    with open(tmp_path / "updates.csv", newline="", encoding="utf-8") as handle:
+        [change] = list(csv.DictReader(handle))
+    assert (change["subscriber_key"], change["field"], change["new_value"]) == (
+        "K1",
+        "email",
+        "mce-edit@example.com",
+    )
+
+
+def test_a_rows_table_made_before_versions_were_kept_gains_the_column(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute(
+            "CREATE TABLE mce_contact_rows (subscriber_key VARCHAR, email VARCHAR, first_name VARCHAR, "
+            "last_name VARCHAR, phone VARCHAR)"
+        )
+        con.execute("INSERT INTO mce_contact_rows VALUES ('K1', 'a@example.com', 'Ann', 'Lee', NULL)")
+        crm_updates.ensure_mce_rows_table(con)
+        columns = [r[0] for r in con.execute("DESCRIBE mce_contact_rows").fetchall()]
+        assert columns == crm_updates.MCE_ROW_COLUMNS
+        assert con.execute("SELECT modified_at FROM mce_contact_rows").fetchall() == [(None,)]
 
 
 def test_a_query_that_fails_half_way_is_reported_and_a_rerun_repairs_the_segment(

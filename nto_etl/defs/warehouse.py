@@ -54,11 +54,12 @@ def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
     kinds={"salesforce", "duckdb"},
     pool="duckdb",
     retry_policy=network_retry,
-    description="Contacts as MCE holds them now (Retrieve, paged), to find profile changes made in MCE.",
+    description="Contacts as MCE holds them now (Retrieve, paged), with the version (modified time) of each, "
+    "to find profile changes made in MCE.",
 )
 def mce_contact_rows(mce: MceResource, warehouse: DuckDBResource) -> dg.MaterializeResult:
     key = default_config().export("contacts").de_key
-    columns = ["subscriber_key", "email", "first_name", "last_name", "phone"]
+    columns = crm_updates.MCE_ROW_COLUMNS
     client = mce.client()
     with warehouse_connection(warehouse) as con:
         crm_updates.ensure_mce_rows_table(con)
@@ -118,18 +119,20 @@ WEB = dg.AssetKey(["warehouse", "web_page_views"])
     deps=[dg.AssetKey(["warehouse", "customer_360"]), dg.AssetKey(["warehouse", "mce_contact_rows"])],
     automation_condition=EAGER,
     pool="duckdb",
-    description="The CSV the CRM re-imports: unsubscribes, hard bounces, contact details changed in MCE and "
-    "engagement scores; formula-looking cells neutralised.",
+    description="The CSV the CRM re-imports: unsubscribes, hard bounces, contact details changed in MCE (where "
+    "MCE holds the CRM's latest version of the row) and engagement scores; formula-looking cells neutralised.",
 )
 def crm_updates_export(storage: PipelineStorage, warehouse: DuckDBResource) -> dg.MaterializeResult:
     url = f"{storage.crm_inbound_url.rstrip('/')}/nto_mce_updates.csv"
     with warehouse_connection(warehouse) as con:
-        counts = crm_updates.write_updates(con, url)
+        written = crm_updates.write_updates(con, url)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": sum(counts.values()),
+            "dagster/row_count": sum(written.rows.values()),
             "url": url,
-            **{f"rows_{k}": v for k, v in counts.items()},
+            **{f"rows_{k}": v for k, v in written.rows.items()},
+            # Differences where MCE lacks the CRM's latest version: the CRM's own change, not sent back.
+            "contact_details_held_back": written.held_back,
         }
     )
 

@@ -1,5 +1,10 @@
 """The file the CRM re-imports: unsubscribes, hard bounces, changed contact details, engagement scores.
 
+A contact detail counts as changed in MCE only where MCE holds the CRM's latest version of
+the row (the same modified time) with a different value. Where MCE holds an older version
+(its import refused the row, or the day's sync has not run), the difference is the CRM's
+own newer change: sending MCE's value back would undo it, so it is held back and counted.
+
 Written atomically to the CRM inbound location. Text cells that a spreadsheet would
 run as a formula (starting with =, @, a tab or a carriage return, or with + or - followed by
 more than a number could hold) are neutralised with a leading quote. A phone number such as
@@ -12,15 +17,20 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import fsspec
 
+from nto_etl.mce.rules import DATE_FORMATS
+from nto_etl.sql import literal, scalar
 from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER_OR_PHONE = re.compile(r"[+-][0-9 ()./-]*")  # digits and the separators of phone numbers only
+# What `mce_contact_rows` keeps of each contact in MCE: the details compared, and the version.
+MCE_ROW_COLUMNS = ["subscriber_key", "email", "first_name", "last_name", "phone", "modified_at"]
 COLUMNS = [
     "subscriber_key",
     "customer_id",
@@ -32,7 +42,17 @@ COLUMNS = [
     "engagement_score",
 ]
 
-UPDATES = """
+# MCE's modified time (text, as Retrieve renders a Date) as the CRM's TIMESTAMP.
+MCE_VERSION = "try_strptime(m.modified_at, [" + ", ".join(literal(f) for f in DATE_FORMATS) + "])"
+DIFFERENCES = f"""
+SELECT m.subscriber_key, f.field, f.old_value, f.new_value,
+    coalesce({MCE_VERSION} = c.modified_at, false) AS same_version
+FROM mce_contact_rows m JOIN contacts_latest c USING (subscriber_key),
+LATERAL (VALUES ('email', c.email, m.email), ('first_name', c.first_name, m.first_name),
+                ('last_name', c.last_name, m.last_name), ('phone', c.phone, m.phone)) AS f(field, old_value, new_value)
+WHERE f.new_value IS DISTINCT FROM f.old_value AND f.new_value IS NOT NULL
+"""
+UPDATES = f"""
 WITH unsubscribes AS (
     SELECT subscriber_key, 'unsubscribe' AS update_type, 'email_opt_out' AS field, NULL AS old_value,
         'true' AS new_value, max(event_date) AS event_date
@@ -44,12 +64,9 @@ bounces AS (
     FROM tracking_events WHERE event_type = 'HardBounce' GROUP BY subscriber_key
 ),
 changed AS (
-    SELECT m.subscriber_key, 'contact_change' AS update_type, f.field, f.old_value, f.new_value,
+    SELECT subscriber_key, 'contact_change' AS update_type, field, old_value, new_value,
         NULL::TIMESTAMP AS event_date
-    FROM mce_contact_rows m JOIN contacts_latest c USING (subscriber_key),
-    LATERAL (VALUES ('email', c.email, m.email), ('first_name', c.first_name, m.first_name),
-                    ('last_name', c.last_name, m.last_name), ('phone', c.phone, m.phone)) AS f(field, old_value, new_value)
-    WHERE f.new_value IS DISTINCT FROM f.old_value AND f.new_value IS NOT NULL
+    FROM ({DIFFERENCES}) WHERE same_version
 ),
 scores AS (
     SELECT subscriber_key, 'engagement_score' AS update_type, 'engagement_score' AS field, NULL AS old_value,
@@ -73,15 +90,24 @@ def neutralise(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class UpdatesWritten:
+    rows: dict[str, int]  # rows per update type
+    held_back: int  # contact details that differ where MCE holds an older version of the row
+
+
 def ensure_mce_rows_table(con: duckdb.DuckDBPyConnection) -> None:
+    """The table, with the modified time a table made by an earlier version lacks."""
     con.execute(
-        "CREATE TABLE IF NOT EXISTS mce_contact_rows (subscriber_key VARCHAR, email VARCHAR, first_name VARCHAR, "
-        "last_name VARCHAR, phone VARCHAR)"
+        "CREATE TABLE IF NOT EXISTS mce_contact_rows ("
+        + ", ".join(f"{c} VARCHAR" for c in MCE_ROW_COLUMNS)
+        + ")"
     )
+    con.execute("ALTER TABLE mce_contact_rows ADD COLUMN IF NOT EXISTS modified_at VARCHAR")
 
 
-def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: Any) -> dict[str, int]:
-    """Write the update file to `url` (any fsspec location) atomically; returns rows per update type."""
+def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: Any) -> UpdatesWritten:
+    """Write the update file to `url` (any fsspec location) atomically."""
     prepare(con)
     ensure_mce_rows_table(con)
     con.execute(EMAIL_ENGAGEMENT)
@@ -101,4 +127,5 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[2]] = counts.get(row[2], 0) + 1
-    return counts
+    held_back = scalar(con, f"SELECT count(*) FROM ({DIFFERENCES}) WHERE NOT same_version")
+    return UpdatesWritten(counts, held_back)
