@@ -147,3 +147,38 @@ def test_a_query_that_fails_half_way_is_reported_and_a_rerun_repairs_the_segment
     assert len(all_rows(client, key + "_seg", ["Key"])) == 20
     assert act.run_query(client, spec).message.startswith("40 rows written")
     assert len(all_rows(client, key + "_seg", ["Key"])) == 40
+
+
+def test_a_hard_bounce_of_an_address_the_crm_has_since_replaced_is_not_sent(tmp_path: Path) -> None:
+    """K1 bounced while its email was a@; the CRM has since given it b@: b@ is not invalid."""
+    versions = [
+        ("K1", "a@example.com", "2026-11-01 08:00:00"),
+        ("K1", "b@example.com", "2026-11-02 09:00:00"),  # replaced after the bounce
+        ("K2", "c@example.com", "2026-11-01 08:00:00"),  # never replaced
+        ("K3", "d@example.com", "2026-11-01 08:00:00"),
+        ("K3", "e@example.com", "2026-11-01 10:00:00"),  # replaced before the bounce: e@ bounced
+        ("K4", "F@example.com", "2026-11-01 08:00:00"),
+        ("K4", "f@example.com", "2026-11-02 09:00:00"),  # the same address, another case
+        ("K5", "g@example.com", "2026-11-01 08:00:00"),
+        ("K5", None, "2026-11-03 09:00:00"),  # no address now: nothing to flag
+    ]
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        prepare(con)
+        for key, email, modified in versions:
+            con.execute(
+                "INSERT INTO crm_contacts (customer_id, subscriber_key, email, created_at, modified_at, _partition) "
+                "VALUES (?, ?, ?, '2026-10-01 09:00:00', ?, ?)",
+                [f"C{key[1]}", key, email, modified, modified[:10]],
+            )
+        for key in ("K1", "K2", "K3", "K4", "K5"):
+            con.execute(
+                "INSERT INTO tracking_events (send_id, subscriber_key, event_type, event_date, _partition) "
+                "VALUES (90000, ?, 'HardBounce', '2026-11-01 12:00:00', '2026-11-01')",
+                [key],
+            )
+        written = crm_updates.write_updates(con, str(tmp_path / "updates.csv"))
+    assert written.rows == {"hard_bounce": 3}
+    assert written.earlier_email_bounces == 2
+    with open(tmp_path / "updates.csv", newline="", encoding="utf-8") as handle:
+        flagged = [r["subscriber_key"] for r in csv.DictReader(handle) if r["update_type"] == "hard_bounce"]
+    assert flagged == ["K2", "K3", "K4"]

@@ -133,6 +133,8 @@ def crm_updates_export(storage: PipelineStorage, warehouse: DuckDBResource) -> d
             **{f"rows_{k}": v for k, v in written.rows.items()},
             # Differences where MCE lacks the CRM's latest version: the CRM's own change, not sent back.
             "contact_details_held_back": written.held_back,
+            # Contacts that hard-bounced only before the CRM gave them their current email: not flagged.
+            "bounces_of_earlier_emails": written.earlier_email_bounces,
         }
     )
 

@@ -4,6 +4,11 @@ A contact detail counts as changed in MCE only where MCE holds the CRM's latest 
 the row (the same modified time) with a different value. Where MCE holds an older version
 (its import refused the row, or the day's sync has not run), the difference is the CRM's
 own newer change: sending MCE's value back would undo it, so it is held back and counted.
+Likewise a hard bounce flags the contact's email invalid only if it is of the current address.
+Where the CRM replaced the address, a bounce counts only after the first version that shows
+the current one: a bounce of the replaced address says nothing of the new one, and flagging a
+good address invalid stops mail to it, so a bounce that may be of either is not sent. (Bounce
+times are MCE's, versions the CRM's: a bounce within hours of the change may fall on either side.)
 
 Written atomically to the CRM inbound location. Text cells that a spreadsheet would
 run as a formula (starting with =, @, a tab or a carriage return, or with + or - followed by
@@ -52,6 +57,26 @@ LATERAL (VALUES ('email', c.email, m.email), ('first_name', c.first_name, m.firs
                 ('last_name', c.last_name, m.last_name), ('phone', c.phone, m.phone)) AS f(field, old_value, new_value)
 WHERE f.new_value IS DISTINCT FROM f.old_value AND f.new_value IS NOT NULL
 """
+# Per contact whose address the CRM replaced (case aside): the last version with another
+# address, and the first one after it with the current address.
+HARD_BOUNCES = """
+WITH replaced AS (
+    SELECT h.subscriber_key, max(h.modified_at) AS replaced_at
+    FROM crm_contacts h JOIN contacts_latest l USING (subscriber_key)
+    WHERE lower(h.email) IS DISTINCT FROM lower(l.email)
+    GROUP BY h.subscriber_key
+),
+current_since AS (
+    SELECT h.subscriber_key, min(h.modified_at) AS since
+    FROM crm_contacts h JOIN contacts_latest l USING (subscriber_key) JOIN replaced r USING (subscriber_key)
+    WHERE lower(h.email) = lower(l.email) AND h.modified_at > r.replaced_at
+    GROUP BY h.subscriber_key
+)
+SELECT t.subscriber_key, t.event_date,
+    CASE WHEN r.replaced_at IS NULL THEN true ELSE coalesce(t.event_date > c.since, false) END AS of_current_email
+FROM tracking_events t LEFT JOIN replaced r USING (subscriber_key) LEFT JOIN current_since c USING (subscriber_key)
+WHERE t.event_type = 'HardBounce'
+"""
 UPDATES = f"""
 WITH unsubscribes AS (
     SELECT subscriber_key, 'unsubscribe' AS update_type, 'email_opt_out' AS field, NULL AS old_value,
@@ -61,7 +86,7 @@ WITH unsubscribes AS (
 bounces AS (
     SELECT subscriber_key, 'hard_bounce' AS update_type, 'email_invalid' AS field, NULL AS old_value,
         'true' AS new_value, max(event_date) AS event_date
-    FROM tracking_events WHERE event_type = 'HardBounce' GROUP BY subscriber_key
+    FROM ({HARD_BOUNCES}) WHERE of_current_email GROUP BY subscriber_key
 ),
 changed AS (
     SELECT subscriber_key, 'contact_change' AS update_type, field, old_value, new_value,
@@ -94,6 +119,7 @@ def neutralise(value: Any) -> Any:
 class UpdatesWritten:
     rows: dict[str, int]  # rows per update type
     held_back: int  # contact details that differ where MCE holds an older version of the row
+    earlier_email_bounces: int  # contacts whose every hard bounce predates their current email
 
 
 def ensure_mce_rows_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -128,4 +154,9 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     for row in rows:
         counts[row[2]] = counts.get(row[2], 0) + 1
     held_back = scalar(con, f"SELECT count(*) FROM ({DIFFERENCES}) WHERE NOT same_version")
-    return UpdatesWritten(counts, held_back)
+    earlier = scalar(
+        con,
+        f"SELECT count(*) FROM (SELECT subscriber_key FROM ({HARD_BOUNCES}) "
+        "GROUP BY subscriber_key HAVING NOT bool_or(of_current_email))",
+    )
+    return UpdatesWritten(counts, held_back, earlier)
