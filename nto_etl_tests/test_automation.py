@@ -22,6 +22,7 @@ from nto_etl.defs.automation import (
 )
 from nto_etl.defs.crm_sync import de_key
 from nto_etl.defs.resources import PipelineStorage
+from nto_etl.defs.segments import region_setting
 from nto_etl.mce.errors import MceConfigurationError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -200,3 +201,8 @@ def test_config_refuses_overwrite_unless_allowed(tmp_path: Path) -> None:
     config.write_text("crm_exports:\n  - {dataset: nope, de_key: K, de_name: N}\n")
     with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
         load_config(config)
+
+
+def test_the_region_setting_is_read_as_the_segment_spells_it() -> None:
+    assert region_setting({}) == "OR"
+    assert region_setting({"NTO_SEGMENT_REGION": " wa "}) == "WA"  # the key and description say WA

@@ -1,6 +1,7 @@
 """Segment data extensions: built in MCE by query activities (geography) and data filters (behaviour)."""
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -10,7 +11,13 @@ from nto_etl.defs.crm_sync import de_key
 from nto_etl.defs.partitions import mce_failures, network_retry
 from nto_etl.defs.resources import MceResource
 
-REGION = os.environ.get("NTO_SEGMENT_REGION", "OR")
+
+def region_setting(env: Mapping[str, str]) -> str:
+    """The state of the region segment, as the segment's key and query spell it (upper case)."""
+    return env.get("NTO_SEGMENT_REGION", "OR").strip().upper()
+
+
+REGION = region_setting(os.environ)
 AUDIENCE = dg.AssetKey(["mce", "segment_newsletter_audience"])
 
 
