@@ -1,7 +1,9 @@
 """Delta imports: only rows that changed since the last successful import of a data extension.
 
 A row's hash is taken over its staged text (the exact bytes MCE would receive), keyed
-by its primary key, and kept in DuckDB once MCE has imported it without errors. A row
+by its primary key, and kept in DuckDB once MCE has imported it without errors. Between
+the upload and the end of the import the hashes wait in `pending_row_hashes`, under the
+content's hash, so the sync need not hold the warehouse open while MCE imports. A row
 older (by the contract's modified column) than the one MCE has is stale and never sent:
 backfilling an old day cannot undo a newer change.
 """
@@ -24,6 +26,15 @@ from nto_etl.staging import STAGED_DATE_FORMAT
 DDL = """
 CREATE TABLE IF NOT EXISTS row_hashes (
     de_key VARCHAR NOT NULL,
+    row_key VARCHAR NOT NULL,
+    row_hash VARCHAR NOT NULL,
+    modified_at TIMESTAMP
+)
+"""
+PENDING_DDL = """
+CREATE TABLE IF NOT EXISTS pending_row_hashes (
+    de_key VARCHAR NOT NULL,
+    content_sha256 VARCHAR NOT NULL,
     row_key VARCHAR NOT NULL,
     row_hash VARCHAR NOT NULL,
     modified_at TIMESTAMP
@@ -130,13 +141,40 @@ def _copy(staged: Path, out: Path) -> None:
     part.replace(out)
 
 
-def record_delta(con: duckdb.DuckDBPyConnection, de_key: str) -> int:
-    """Remember the hashes of the rows in `__delta`: MCE now has them (one row per key)."""
-    con.execute(
-        "DELETE FROM row_hashes WHERE de_key = $de AND row_key IN (SELECT __key FROM __delta)", {"de": de_key}
-    )
-    con.execute("INSERT INTO row_hashes SELECT $de, __key, __hash, __modified FROM __delta", {"de": de_key})
+def hold_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str) -> int:
+    """Keep the hashes in `__delta` until MCE has imported the content they belong to."""
+    con.execute(PENDING_DDL)
+    with transaction(con):
+        drop_delta(con, de_key, content_sha256)
+        con.execute(
+            "INSERT INTO pending_row_hashes SELECT $de, $sha, __key, __hash, __modified FROM __delta",
+            {"de": de_key, "sha": content_sha256},
+        )
     return scalar(con, "SELECT count(*) FROM __delta")
+
+
+def record_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str) -> int:
+    """MCE has imported the content: its held hashes become what MCE has (one row per key).
+    Call inside the transaction that closes the ledger entry."""
+    con.execute(PENDING_DDL)
+    held = "SELECT row_key, row_hash, modified_at FROM pending_row_hashes WHERE de_key = $de AND content_sha256 = $sha"
+    params: dict[str, object] = {"de": de_key, "sha": content_sha256}
+    con.execute(
+        f"DELETE FROM row_hashes WHERE de_key = $de AND row_key IN (SELECT row_key FROM ({held}))", params
+    )
+    con.execute(f"INSERT INTO row_hashes SELECT $de, row_key, row_hash, modified_at FROM ({held})", params)
+    recorded = scalar(con, f"SELECT count(*) FROM ({held})", params)
+    drop_delta(con, de_key, content_sha256)
+    return recorded
+
+
+def drop_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str) -> None:
+    """Forget held hashes: their import ended without MCE taking every row."""
+    con.execute(PENDING_DDL)
+    con.execute(
+        "DELETE FROM pending_row_hashes WHERE de_key = $de AND content_sha256 = $sha",
+        {"de": de_key, "sha": content_sha256},
+    )
 
 
 def ensure_row_hashes(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,11 +1,16 @@
 """One staged partition into its data extension: exactly once, nothing erased, every count reported.
 
-    ensure the DE -> delta of changed rows -> ledger check -> atomic upload to /Import
-    -> import definition -> ledger "starting" -> Perform start -> ledger "started" (task id)
-    -> wait for ImportResultsSummary -> ledger closed + row hashes recorded (one transaction)
+    ensure the DE -> delta of changed rows (their hashes held) -> ledger check -> atomic
+    upload to /Import -> import definition -> ledger "starting" -> Perform start -> ledger
+    "started" (task id) -> wait for ImportResultsSummary -> ledger closed + held hashes
+    recorded (one transaction)
 
 A run that died after "starting" looks the task up by its import definition (one per
 content hash) before it would start another import, so a crash never imports twice.
+
+The warehouse (ledger, row hashes) is a single-writer DuckDB file: the sync opens it for
+each of those steps and never while it uploads or waits for MCE, which can take minutes, so
+the warehouse's other steps can write in between.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +30,7 @@ from nto_etl import transfer
 from nto_etl.config import CrmExportConfig
 from nto_etl.contracts import dataset_info
 from nto_etl.de_specs import de_spec
-from nto_etl.delta import prepare_delta, record_delta
+from nto_etl.delta import drop_delta, hold_delta, prepare_delta, record_delta
 from nto_etl.ledger import ImportLedger
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
@@ -34,6 +40,13 @@ from nto_etl.sql import transaction
 
 log = logging.getLogger(__name__)
 IMPORT_FOLDER = "/Import"
+# Opens the warehouse for one step and closes it after (dagster-duckdb's get_connection, say).
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+def kept_open(con: duckdb.DuckDBPyConnection) -> Connect:
+    """A connection the caller keeps open, used for every step (tests and benchmarks, one process)."""
+    return lambda: nullcontext(con)
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ def find_started_task(client: MceClient, key: str) -> str | None:
 def sync_partition(
     client: MceClient,
     fs: AbstractFileSystem,
-    con: duckdb.DuckDBPyConnection,
+    warehouse: Connect,
     export: CrmExportConfig,
     staged: Path,
     partition_key: str | None,
@@ -80,27 +93,30 @@ def sync_partition(
 ) -> SyncOutcome:
     spec = de_spec(export.model, export.de_key, export.de_name)
     schema = ensure_data_extension(client, spec)
-    ledger = ImportLedger(con)
     work_dir.mkdir(parents=True, exist_ok=True)
-    delta = prepare_delta(
-        con,
-        export.de_key,
-        staged,
-        spec.fields,
-        work_dir / f"{staged.stem}.delta.csv",
-        modified_column=dataset_info(export.model).modified_column,
-        full_refresh=full_refresh or not export.delta,
-    )
-    rows_staged = delta.rows + delta.unchanged
-    if delta.rows == 0:
-        return SyncOutcome(export.de_key, "unchanged", schema, rows_staged, 0, 0)
-    sha = transfer.sha256_file(delta.path)
+    with warehouse() as con:
+        delta = prepare_delta(
+            con,
+            export.de_key,
+            staged,
+            spec.fields,
+            work_dir / f"{staged.stem}.delta.csv",
+            modified_column=dataset_info(export.model).modified_column,
+            full_refresh=full_refresh or not export.delta,
+        )
+        rows_staged = delta.rows + delta.unchanged
+        if delta.rows == 0:
+            return SyncOutcome(export.de_key, "unchanged", schema, rows_staged, 0, 0)
+        sha = transfer.sha256_file(delta.path)
+        entry = ImportLedger(con).find(export.de_key, sha)
+        if entry is not None and entry.status == "Completed":
+            # Imported before, with rows MCE refused (else the hashes would say unchanged): never again.
+            return SyncOutcome(
+                export.de_key, "already_imported", schema, rows_staged, 0, 0, sha, entry.task_id
+            )
+        hold_delta(con, export.de_key, sha)
     key = definition_key(export.de_key, sha)
     file_name = f"{export.de_key}_{sha[:16]}.csv"
-    entry = ledger.find(export.de_key, sha)
-    if entry is not None and entry.status == "Completed":
-        # Imported before, with rows MCE refused (else the hashes would say unchanged): never again.
-        return SyncOutcome(export.de_key, "already_imported", schema, rows_staged, 0, 0, sha, entry.task_id)
 
     task_id = entry.task_id if entry is not None and entry.open else None
     if entry is not None and entry.open and task_id is None:
@@ -125,14 +141,17 @@ def sync_partition(
             allow_overwrite=export.allow_overwrite,
         )
         imports.ensure_import_definition(client, spec_import)
-        ledger.begin(export.de_key, sha, partition_key, key, file_name, delta.rows)
+        with warehouse() as con:
+            ImportLedger(con).begin(export.de_key, sha, partition_key, key, file_name, delta.rows)
         try:
             task_id = imports.start_import(client, key)
         except MceError as exc:
             if not exc.maybe_processed:
-                ledger.not_started(export.de_key, sha, str(exc))
+                with warehouse() as con:
+                    ImportLedger(con).not_started(export.de_key, sha, str(exc))
             raise
-        ledger.started(export.de_key, sha, task_id)
+        with warehouse() as con:
+            ImportLedger(con).started(export.de_key, sha, task_id)
         log.info("import of %s rows into %s started as task %s", delta.rows, export.de_key, task_id)
     else:
         log.info("resuming import task %s into %s instead of starting another", task_id, export.de_key)
@@ -140,13 +159,12 @@ def sync_partition(
         after_start(task_id)
     result = imports.wait_for_import(client, task_id, timeout=timeout)
 
-    def close() -> None:
-        ledger.finish(export.de_key, sha, result)
+    with warehouse() as con, transaction(con):
+        ImportLedger(con).finish(export.de_key, sha, result)
         if result.status == "Completed" and result.errors == 0:
-            record_delta(con, export.de_key)
-
-    with transaction(con):
-        close()
+            record_delta(con, export.de_key, sha)
+        else:
+            drop_delta(con, export.de_key, sha)
     imports.check_import(result, allow_errors=True)
     return SyncOutcome(export.de_key, status, schema, rows_staged, delta.rows, uploaded, sha, task_id, result)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +27,7 @@ from nto_etl.harness import LocalPipeline
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
-from nto_etl.sync import sync_partition
+from nto_etl.sync import kept_open, sync_partition
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -251,18 +255,18 @@ def test_a_crash_between_import_start_and_ledger_recovers_without_a_second_impor
 
         with pytest.raises(RuntimeError, match="killed after starting task"):
             sync_partition(
-                pipeline.client, fs, con, export, staged, "2026-11-09", tmp_path, after_start=crash
+                pipeline.client, fs, kept_open(con), export, staged, "2026-11-09", tmp_path, after_start=crash
             )
         [(status,)] = con.execute(
             "SELECT status FROM import_ledger WHERE partition_key = '2026-11-09'"
         ).fetchall()
         assert status == "started"
         imports = pipeline.imports_started()
-        outcome = sync_partition(pipeline.client, fs, con, export, staged, "2026-11-09", tmp_path)
+        outcome = sync_partition(pipeline.client, fs, kept_open(con), export, staged, "2026-11-09", tmp_path)
         assert outcome.status == "recovered"
         assert pipeline.imports_started() == imports  # no second import
         assert outcome.result is not None and outcome.result.successful == 2
-        again = sync_partition(pipeline.client, fs, con, export, staged, "2026-11-09", tmp_path)
+        again = sync_partition(pipeline.client, fs, kept_open(con), export, staged, "2026-11-09", tmp_path)
         assert again.status == "unchanged"
 
 
@@ -282,9 +286,9 @@ def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
         with monkeypatch.context() as patch:
             patch.setattr(ImportLedger, "started", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
             with pytest.raises(RuntimeError, match="killed"):
-                sync_partition(pipeline.client, fs, con, export, staged, "2026-11-10", tmp_path)
+                sync_partition(pipeline.client, fs, kept_open(con), export, staged, "2026-11-10", tmp_path)
         imports = pipeline.imports_started()
-        outcome = sync_partition(pipeline.client, fs, con, export, staged, "2026-11-10", tmp_path)
+        outcome = sync_partition(pipeline.client, fs, kept_open(con), export, staged, "2026-11-10", tmp_path)
     assert outcome.status == "recovered"
     assert pipeline.imports_started() == imports
     rows = dex.retrieve_rows(
@@ -294,6 +298,51 @@ def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
         pipeline.client.simple_filter("subscriber_key", "equals", "NTO-CRASH3"),
     )
     assert sum(len(r) for r in rows) == 1
+
+
+def test_the_warehouse_is_free_for_other_steps_while_mce_imports(tmp_path: Path) -> None:
+    """DuckDB lets one process write a file. A real import takes minutes; the data extension's
+    step must not hold the warehouse meanwhile, or a warehouse step running beside it (another
+    process, as Dagster's multiprocess executor runs steps) fails on the file's lock."""
+    with LocalMce(tmp_path / "mce") as mce:
+        p = Pipeline(tmp_path, mce)
+        assert p.run(
+            dg.AssetSelection.assets(export_key("contacts"), staged_key("contacts")), DAYS[0]
+        ).success
+        mce.imports.stuck = 1  # the import stays Processing until released
+        runs: list[dg.ExecuteInProcessResult] = []
+        sync = threading.Thread(
+            target=lambda: runs.append(p.run(dg.AssetSelection.assets(de_key("contacts")), DAYS[0]))
+        )
+        sync.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not mce.imports._parked and time.monotonic() < deadline:  # waiting for MCE's import
+                time.sleep(0.05)
+            assert mce.imports._parked, "the import never started"
+            other_step = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, duckdb; con = duckdb.connect(sys.argv[1]); "
+                    "con.execute('CREATE TABLE other_step AS SELECT 1 AS wrote'); con.close()",
+                    str(tmp_path / "warehouse.duckdb"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            mce.imports.release_stuck()
+            sync.join(timeout=120)
+        assert other_step.returncode == 0, other_step.stderr[-500:]
+        [run] = runs
+        assert run.success
+        [(status, rows)] = p.sql("SELECT status, row_count FROM import_ledger")
+        assert status == "Completed"
+        assert p.sql("SELECT count(*) FROM row_hashes") == [(rows,)]  # the held hashes, recorded
+        assert p.sql("SELECT count(*) FROM pending_row_hashes") == [(0,)]
+        assert p.sql("SELECT wrote FROM other_step") == [(1,)]
 
 
 def test_checks_report_reconciliation_and_rejects(pipeline: Pipeline) -> None:

@@ -164,13 +164,13 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
                 description=f"{staged} is missing: materialize {staged_key(export.dataset).to_user_string()} "
                 f"for {context.partition_key} first"
             )
-        with mce_failures(), warehouse_connection(warehouse) as con, mce.sftp() as fs:
+        with mce_failures(), mce.sftp() as fs:
             client = mce.client()
             try:
                 outcome = sync_partition(
                     client,
                     fs,
-                    con,
+                    lambda: warehouse_connection(warehouse),  # opened per step, not while MCE imports
                     export,
                     staged,
                     context.partition_key,
