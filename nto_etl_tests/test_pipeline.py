@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from nto_etl.harness import LocalPipeline
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
+from nto_etl.mce_local.faults import InjectedFault
 from nto_etl.sync import kept_open, sync_partition
 
 REPO = Path(__file__).resolve().parents[1]
@@ -300,6 +301,29 @@ def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
     assert sum(len(r) for r in rows) == 1
 
 
+def write_warehouse_from_another_process(database: Path, table: str) -> subprocess.CompletedProcess[str]:
+    """What a warehouse step does when Dagster runs it in a process of its own."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, duckdb; con = duckdb.connect(sys.argv[1]); "
+            f"con.execute('CREATE TABLE {table} AS SELECT 1 AS wrote'); con.close()",
+            str(database),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def test_the_warehouse_is_free_for_other_steps_while_mce_imports(tmp_path: Path) -> None:
     """DuckDB lets one process write a file. A real import takes minutes; the data extension's
     step must not hold the warehouse meanwhile, or a warehouse step running beside it (another
@@ -316,22 +340,8 @@ def test_the_warehouse_is_free_for_other_steps_while_mce_imports(tmp_path: Path)
         )
         sync.start()
         try:
-            deadline = time.monotonic() + 60
-            while not mce.imports._parked and time.monotonic() < deadline:  # waiting for MCE's import
-                time.sleep(0.05)
-            assert mce.imports._parked, "the import never started"
-            other_step = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import sys, duckdb; con = duckdb.connect(sys.argv[1]); "
-                    "con.execute('CREATE TABLE other_step AS SELECT 1 AS wrote'); con.close()",
-                    str(tmp_path / "warehouse.duckdb"),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            wait_for(lambda: bool(mce.imports._parked), "the import never started")
+            other_step = write_warehouse_from_another_process(tmp_path / "warehouse.duckdb", "other_step")
         finally:
             mce.imports.release_stuck()
             sync.join(timeout=120)
@@ -343,6 +353,20 @@ def test_the_warehouse_is_free_for_other_steps_while_mce_imports(tmp_path: Path)
         assert p.sql("SELECT count(*) FROM row_hashes") == [(rows,)]  # the held hashes, recorded
         assert p.sql("SELECT count(*) FROM pending_row_hashes") == [(0,)]
         assert p.sql("SELECT wrote FROM other_step") == [(1,)]
+
+        # Reading the contacts back from MCE (paged, slow on a real tenant) does not hold it either.
+        mce.service.inject(InjectedFault("Retrieve", fail=False, delay_seconds=3))
+        retrieves = p.calls("Retrieve")
+        reading = threading.Thread(target=lambda: runs.append(p.run(dg.AssetSelection.assets(MCE_ROWS))))
+        reading.start()
+        try:
+            wait_for(lambda: p.calls("Retrieve") > retrieves, "no Retrieve reached MCE")
+            other_step = write_warehouse_from_another_process(tmp_path / "warehouse.duckdb", "other_read")
+        finally:
+            reading.join(timeout=120)
+        assert other_step.returncode == 0, other_step.stderr[-500:]
+        assert runs[-1].success
+        assert p.sql("SELECT count(*) FROM mce_contact_rows") == [(rows,)]
 
 
 def test_checks_report_reconciliation_and_rejects(pipeline: Pipeline) -> None:

@@ -1,5 +1,8 @@
 """DuckDB warehouse assets: partition loads, DE rows read back from MCE, analytics tables, the CRM update file."""
 
+import tempfile
+from pathlib import Path
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -8,7 +11,6 @@ from nto_etl.defs.crm_sync import de_key, staged_key
 from nto_etl.defs.partitions import daily, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.mce import data_extensions as dex
-from nto_etl.sql import insert_frame, transaction
 from nto_etl.warehouse import analytics, crm_updates
 from nto_etl.warehouse.loads import load_staged_partition
 
@@ -52,23 +54,21 @@ def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
     deps=[de_key("contacts")],
     group_name="warehouse",
     kinds={"salesforce", "duckdb"},
-    pool="duckdb",
+    pool="mce",  # mostly Retrieve calls; the warehouse is written at the end, briefly
     retry_policy=network_retry,
     description="Contacts as MCE holds them now (Retrieve, paged), with the version (modified time) of each, "
     "to find profile changes made in MCE.",
 )
 def mce_contact_rows(mce: MceResource, warehouse: DuckDBResource) -> dg.MaterializeResult:
     key = default_config().export("contacts").de_key
-    columns = crm_updates.MCE_ROW_COLUMNS
     client = mce.client()
-    with warehouse_connection(warehouse) as con:
-        crm_updates.ensure_mce_rows_table(con)
-        with transaction(con):
-            con.execute("DELETE FROM mce_contact_rows")
-            rows = 0
-            for page in dex.retrieve_rows(client, key, columns):
-                insert_frame(con, "mce_contact_rows", page)
-                rows += len(page)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Retrieved first (paged: minutes for a large DE), then swapped in: the single-writer
+        # warehouse is open only for the swap, so other processes' steps can write meanwhile.
+        saved = Path(tmp) / "mce_contact_rows.parquet"
+        crm_updates.save_mce_rows(dex.retrieve_rows(client, key, crm_updates.MCE_ROW_COLUMNS), saved)
+        with warehouse_connection(warehouse) as con:
+            rows = crm_updates.replace_mce_rows(con, saved)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "data_extension": key})
 
 

@@ -22,14 +22,19 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from nto_etl.mce.rules import DATE_FORMATS
-from nto_etl.sql import literal, scalar
+from nto_etl.sql import literal, scalar, transaction
 from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -130,6 +135,33 @@ def ensure_mce_rows_table(con: duckdb.DuckDBPyConnection) -> None:
         + ")"
     )
     con.execute("ALTER TABLE mce_contact_rows ADD COLUMN IF NOT EXISTS modified_at VARCHAR")
+
+
+def save_mce_rows(pages: Iterable[pd.DataFrame], path: Path) -> int:
+    """Retrieve pages into a Parquet file, page by page (memory stays one page): MCE's answers
+    can take minutes, and the warehouse is not to be held open while they come."""
+    schema = pa.schema([(c, pa.string()) for c in MCE_ROW_COLUMNS])
+    rows = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for page in pages:
+            writer.write_table(
+                pa.Table.from_pandas(page[MCE_ROW_COLUMNS], schema=schema, preserve_index=False)
+            )
+            rows += len(page)
+    return rows
+
+
+def replace_mce_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """MCE's contact rows saved by `save_mce_rows` become `mce_contact_rows`, in one transaction."""
+    ensure_mce_rows_table(con)
+    columns = ", ".join(MCE_ROW_COLUMNS)
+    with transaction(con):
+        con.execute("DELETE FROM mce_contact_rows")
+        con.execute(
+            f"INSERT INTO mce_contact_rows ({columns}) SELECT {columns} FROM read_parquet($path)",
+            {"path": str(path)},
+        )
+    return scalar(con, "SELECT count(*) FROM mce_contact_rows")
 
 
 def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: Any) -> UpdatesWritten:
