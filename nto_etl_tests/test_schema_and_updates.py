@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from nto_etl.contracts import Contact
@@ -182,3 +183,24 @@ def test_a_hard_bounce_of_an_address_the_crm_has_since_replaced_is_not_sent(tmp_
     with open(tmp_path / "updates.csv", newline="", encoding="utf-8") as handle:
         flagged = [r["subscriber_key"] for r in csv.DictReader(handle) if r["update_type"] == "hard_bounce"]
     assert flagged == ["K2", "K3", "K4"]
+
+
+def test_mce_rows_are_saved_page_by_page_then_swapped_in_whole(tmp_path: Path) -> None:
+    page = pd.DataFrame(
+        [["K1", "a@example.com", "Ann", "Lee", None, "11/1/2026 2:05:09 PM"]],
+        columns=crm_updates.MCE_ROW_COLUMNS,
+    ).astype("string")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert (
+            crm_updates.save_mce_rows([page, page.assign(subscriber_key="K2")], tmp_path / "rows.parquet")
+            == 2
+        )
+        assert crm_updates.replace_mce_rows(con, tmp_path / "rows.parquet") == 2
+        assert con.execute(
+            "SELECT subscriber_key, phone, modified_at FROM mce_contact_rows ORDER BY 1"
+        ).fetchall() == [
+            ("K1", None, "11/1/2026 2:05:09 PM"),
+            ("K2", None, "11/1/2026 2:05:09 PM"),
+        ]
+        assert crm_updates.save_mce_rows([], tmp_path / "none.parquet") == 0  # an empty DE: an empty table
+        assert crm_updates.replace_mce_rows(con, tmp_path / "none.parquet") == 0
