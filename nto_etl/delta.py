@@ -11,6 +11,7 @@ backfilling an old day cannot undo a newer change.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,10 +142,18 @@ def _copy(staged: Path, out: Path) -> None:
     part.replace(out)
 
 
-def hold_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str) -> int:
-    """Keep the hashes in `__delta` until MCE has imported the content they belong to."""
+def hold_delta(
+    con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str, in_flight: Sequence[str] = ()
+) -> int:
+    """Keep the hashes in `__delta` until MCE has imported the content they belong to. Hashes
+    held for other contents of the data extension are forgotten unless their import is
+    `in_flight` (a run that died before its import started leaves them behind)."""
     con.execute(PENDING_DDL)
     with transaction(con):
+        con.execute(
+            "DELETE FROM pending_row_hashes WHERE de_key = $de AND NOT list_contains($keep, content_sha256)",
+            {"de": de_key, "keep": [content_sha256, *in_flight]},
+        )
         drop_delta(con, de_key, content_sha256)
         con.execute(
             "INSERT INTO pending_row_hashes SELECT $de, $sha, __key, __hash, __modified FROM __delta",

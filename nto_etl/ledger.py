@@ -119,6 +119,16 @@ class ImportLedger:
             ],
         )
 
+    def in_flight(self, de_key: str) -> list[str]:
+        """Content hashes of the data extension's imports that are starting or started."""
+        return [
+            str(r[0])
+            for r in self.con.execute(
+                "SELECT content_sha256 FROM import_ledger WHERE de_key = ? AND status IN ('starting', 'started')",
+                [de_key],
+            ).fetchall()
+        ]
+
     def imports_of(self, de_key: str) -> list[tuple[str, str, int, str]]:
         """(content hash, task id, rows, status) of every import into a data extension."""
         return [

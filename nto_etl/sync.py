@@ -108,13 +108,14 @@ def sync_partition(
         if delta.rows == 0:
             return SyncOutcome(export.de_key, "unchanged", schema, rows_staged, 0, 0)
         sha = transfer.sha256_file(delta.path)
-        entry = ImportLedger(con).find(export.de_key, sha)
+        ledger = ImportLedger(con)
+        entry = ledger.find(export.de_key, sha)
         if entry is not None and entry.status == "Completed":
             # Imported before, with rows MCE refused (else the hashes would say unchanged): never again.
             return SyncOutcome(
                 export.de_key, "already_imported", schema, rows_staged, 0, 0, sha, entry.task_id
             )
-        hold_delta(con, export.de_key, sha)
+        hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key))
     key = definition_key(export.de_key, sha)
     file_name = f"{export.de_key}_{sha[:16]}.csv"
 

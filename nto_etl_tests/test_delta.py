@@ -128,3 +128,16 @@ def test_held_hashes_count_only_once_mce_has_imported_them(tmp_path: Path) -> No
         assert record_delta(con, "contacts", "sha-2") == 2
         assert con.execute("SELECT count(*) FROM pending_row_hashes").fetchall() == [(0,)]
         assert delta(con, staged(tmp_path, [row(1), row(2)], "third.csv"), tmp_path / "d3.csv")[:2] == (0, 2)
+
+
+def test_hashes_left_behind_by_a_run_that_never_started_its_import_are_forgotten(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    delta(con, staged(tmp_path, [row(1), row(2)], "day1.csv"), tmp_path / "d1.csv")
+    hold_delta(con, "contacts", "abandoned")
+    hold_delta(con, "contacts", "in-flight")
+    delta(con, staged(tmp_path, [row(3)], "day2.csv"), tmp_path / "d2.csv")
+    hold_delta(con, "contacts", "today", in_flight=["in-flight"])
+    held = con.execute(
+        "SELECT content_sha256, count(*) FROM pending_row_hashes GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert held == [("in-flight", 2), ("today", 1)]
