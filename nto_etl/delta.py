@@ -148,13 +148,12 @@ def hold_delta(
     """Keep the hashes in `__delta` until MCE has imported the content they belong to. Hashes
     held for other contents of the data extension are forgotten unless their import is
     `in_flight` (a run that died before its import started leaves them behind)."""
-    con.execute(PENDING_DDL)
     with transaction(con):
         con.execute(
-            "DELETE FROM pending_row_hashes WHERE de_key = $de AND NOT list_contains($keep, content_sha256)",
-            {"de": de_key, "keep": [content_sha256, *in_flight]},
+            "DELETE FROM pending_row_hashes WHERE de_key = $de "
+            "AND (content_sha256 = $sha OR NOT list_contains($in_flight, content_sha256))",
+            {"de": de_key, "sha": content_sha256, "in_flight": list(in_flight)},
         )
-        drop_delta(con, de_key, content_sha256)
         con.execute(
             "INSERT INTO pending_row_hashes SELECT $de, $sha, __key, __hash, __modified FROM __delta",
             {"de": de_key, "sha": content_sha256},
@@ -165,7 +164,6 @@ def hold_delta(
 def record_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str) -> int:
     """MCE has imported the content: its held hashes become what MCE has (one row per key).
     Call inside the transaction that closes the ledger entry."""
-    con.execute(PENDING_DDL)
     held = "SELECT row_key, row_hash, modified_at FROM pending_row_hashes WHERE de_key = $de AND content_sha256 = $sha"
     params: dict[str, object] = {"de": de_key, "sha": content_sha256}
     con.execute(
@@ -179,7 +177,6 @@ def record_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: st
 
 def drop_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str) -> None:
     """Forget held hashes: their import ended without MCE taking every row."""
-    con.execute(PENDING_DDL)
     con.execute(
         "DELETE FROM pending_row_hashes WHERE de_key = $de AND content_sha256 = $sha",
         {"de": de_key, "sha": content_sha256},
@@ -187,8 +184,10 @@ def drop_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: str)
 
 
 def ensure_row_hashes(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the table, or drop the primary key of one made by an earlier version (same rows)."""
+    """Create the tables, or drop the primary key of a row_hashes made by an earlier version
+    (same rows)."""
     con.execute(DDL)
+    con.execute(PENDING_DDL)
     keyed = scalar(
         con,
         "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'row_hashes' "

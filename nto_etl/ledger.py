@@ -124,8 +124,8 @@ class ImportLedger:
         return [
             str(r[0])
             for r in self.con.execute(
-                "SELECT content_sha256 FROM import_ledger WHERE de_key = ? AND status IN ('starting', 'started')",
-                [de_key],
+                "SELECT content_sha256 FROM import_ledger WHERE de_key = ? AND list_contains(?, status)",
+                [de_key, list(OPEN_STATUSES)],
             ).fetchall()
         ]
 

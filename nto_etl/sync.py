@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 IMPORT_FOLDER = "/Import"
 # Opens the warehouse for one step and closes it after (dagster-duckdb's get_connection, say).
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
-
-
-def kept_open(con: duckdb.DuckDBPyConnection) -> Connect:
-    """A connection the caller keeps open, used for every step (tests and benchmarks, one process)."""
-    return lambda: nullcontext(con)
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
+import duckdb
 from sshfs import SSHFileSystem
 
 from nto_etl import transfer
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce.client import MceClient
+from nto_etl.sync import Connect
 
 CONTACT_FIELDS = (
     dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
@@ -54,3 +57,8 @@ def put_import_file(sftp: SSHFileSystem, tmp_path: Path, name: str, text: str) -
     local = tmp_path / name
     local.write_text(text, encoding="utf-8")
     transfer.upload_atomic(sftp, local, f"/Import/{name}")
+
+
+def kept_open(con: duckdb.DuckDBPyConnection) -> Connect:
+    """sync_partition's way to the warehouse for a test that keeps one connection open."""
+    return lambda: nullcontext(con)

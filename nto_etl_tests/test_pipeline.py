@@ -28,7 +28,8 @@ from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
 from nto_etl.mce_local.faults import InjectedFault
-from nto_etl.sync import kept_open, sync_partition
+from nto_etl.sync import sync_partition
+from nto_etl_tests.helpers import kept_open
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"

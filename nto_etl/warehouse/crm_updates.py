@@ -82,7 +82,7 @@ SELECT t.subscriber_key, t.event_date,
 FROM tracking_events t LEFT JOIN replaced r USING (subscriber_key) LEFT JOIN current_since c USING (subscriber_key)
 WHERE t.event_type = 'HardBounce'
 """
-UPDATES = f"""
+UPDATES = """
 WITH unsubscribes AS (
     SELECT subscriber_key, 'unsubscribe' AS update_type, 'email_opt_out' AS field, NULL AS old_value,
         'true' AS new_value, max(event_date) AS event_date
@@ -91,12 +91,12 @@ WITH unsubscribes AS (
 bounces AS (
     SELECT subscriber_key, 'hard_bounce' AS update_type, 'email_invalid' AS field, NULL AS old_value,
         'true' AS new_value, max(event_date) AS event_date
-    FROM ({HARD_BOUNCES}) WHERE of_current_email GROUP BY subscriber_key
+    FROM __hard_bounces WHERE of_current_email GROUP BY subscriber_key
 ),
 changed AS (
     SELECT subscriber_key, 'contact_change' AS update_type, field, old_value, new_value,
         NULL::TIMESTAMP AS event_date
-    FROM ({DIFFERENCES}) WHERE same_version
+    FROM __contact_differences WHERE same_version
 ),
 scores AS (
     SELECT subscriber_key, 'engagement_score' AS update_type, 'engagement_score' AS field, NULL AS old_value,
@@ -169,6 +169,9 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     prepare(con)
     ensure_mce_rows_table(con)
     con.execute(EMAIL_ENGAGEMENT)
+    # Each computed once: the file takes what goes back, the counts what is held back.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __contact_differences AS {DIFFERENCES}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __hard_bounces AS {HARD_BOUNCES}")
     rows = con.execute(UPDATES).fetchall()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -185,10 +188,10 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[2]] = counts.get(row[2], 0) + 1
-    held_back = scalar(con, f"SELECT count(*) FROM ({DIFFERENCES}) WHERE NOT same_version")
+    held_back = scalar(con, "SELECT count(*) FROM __contact_differences WHERE NOT same_version")
     earlier = scalar(
         con,
-        f"SELECT count(*) FROM (SELECT subscriber_key FROM ({HARD_BOUNCES}) "
+        "SELECT count(*) FROM (SELECT subscriber_key FROM __hard_bounces "
         "GROUP BY subscriber_key HAVING NOT bool_or(of_current_email))",
     )
     return UpdatesWritten(counts, held_back, earlier)
