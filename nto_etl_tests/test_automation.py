@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +14,7 @@ import pytest
 
 from nto_etl.config import ConfigError, load_config
 from nto_etl.definitions import defs
+from nto_etl.defs import automation
 from nto_etl.defs.automation import (
     crm_daily_schedule,
     crm_drop_sensor,
@@ -108,6 +110,46 @@ def test_a_file_still_being_written_waits_until_it_has_settled(
     monkeypatch.setenv("NTO_DROP_SETTLE_SECONDS", "a minute")
     with pytest.raises(MceConfigurationError, match="NTO_DROP_SETTLE_SECONDS must be a number of float type"):
         crm_drop_sensor(dg.build_sensor_context(cursor=later.cursor, resources={"storage": storage}))
+
+
+def test_a_file_named_for_no_partition_yet_waits_and_the_other_files_still_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluated as the daemon does (run requests resolved against the definitions), where a
+    run request for a partition that does not exist fails the whole evaluation."""
+    drop = tmp_path / "crm" / "contacts"
+    drop.mkdir(parents=True)
+    today = datetime.now(UTC).date()
+    tomorrow = today + timedelta(days=1)
+    names = {
+        "good": "contacts_2026-11-01.csv",
+        "tomorrow": f"contacts_{tomorrow:%Y-%m-%d}.csv",  # a CRM ahead of UTC, after its midnight
+        "no_date": "contacts_2026-11-31.csv",
+        "too_early": "contacts_2025-06-01.csv",
+    }
+    for name in names.values():
+        (drop / name).write_bytes((SAMPLE / "crm" / "contacts" / "contacts_2026-11-01.csv").read_bytes())
+        settled(drop / name)
+    storage = PipelineStorage(crm_drop_url=str(tmp_path / "crm"))
+    context = dg.build_sensor_context(resources={"storage": storage}, definitions=defs())
+    tick = crm_drop_sensor.evaluate_tick(context)
+    assert [r.partition_key for r in tick.run_requests] == ["2026-11-01"]
+    cursor = json.loads(tick.cursor or "{}")
+    assert {Path(p).name for p in cursor} == {names["good"], names["no_date"], names["too_early"]}
+    log = capsys.readouterr().err  # the sensor's log, as Dagster prints it
+    assert f"{names['tomorrow']}: waiting for {tomorrow:%Y-%m-%d} to begin (UTC)" in log
+    assert f"{names['no_date']}: ignored, 2026-11-31 is not a daily partition" in log
+    assert f"{names['too_early']}: ignored, 2025-06-01 is not a daily partition" in log
+
+    class Tomorrow(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Tomorrow:
+            return cls.combine(tomorrow, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1)
+
+    monkeypatch.setattr(automation, "datetime", Tomorrow)
+    later = crm_drop_sensor(dg.build_sensor_context(cursor=tick.cursor, resources={"storage": storage}))
+    assert [r.partition_key for r in later.run_requests] == [f"{tomorrow:%Y-%m-%d}"]
+    assert names["tomorrow"] in later.run_requests[0].run_key
 
 
 def test_web_analytics_sensor(tmp_path: Path) -> None:

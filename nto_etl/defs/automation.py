@@ -1,9 +1,10 @@
 """Schedules and sensors: the daily CRM sync, the monthly newsletter refresh, hourly event reminders, file drops."""
 
 import json
+import logging
 import os
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -74,25 +75,59 @@ def hourly_event_reminder_schedule(context: dg.ScheduleEvaluationContext) -> dg.
 
 
 def _run_requests(
-    files: list[DroppedFile], seen: dict[str, str], asset_selection: list[dg.AssetKey] | None = None
+    files: list[DroppedFile],
+    seen: dict[str, str],
+    log: logging.Logger,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> tuple[list[dg.RunRequest], dict[str, str]]:
     """One run request per new or changed file whose day is a partition, and the updated cursor.
+
     Files modified within the last NTO_DROP_SETTLE_SECONDS (default 60) may still be being
-    written: they wait for a later evaluation."""
+    written: they wait for a later evaluation. So does a file named for a day that has not
+    begun yet in UTC (a CRM ahead of UTC names its export for its own date): a run request
+    for a partition that does not exist would fail the whole evaluation, every file with it.
+    A name that is no partition at all (before the first day, or no calendar date) is logged
+    once and left alone.
+    """
     settle = env_number(os.environ, "NTO_DROP_SETTLE_SECONDS", "60", float, zero=True)
     fresh, cursor = new_or_changed(files, seen, settled_before=time.time() - settle)
-    requests = [
-        dg.RunRequest(
-            run_key=f"{f.path}:{f.fingerprint}", partition_key=f.date, asset_selection=asset_selection
-        )
-        for f in fresh
-        if _partition_exists(f.date, datetime.now())
-    ]
+    with dg.partition_loading_context(effective_dt=datetime.now(UTC)):
+        last = daily.get_last_partition_key() or ""
+        requests = []
+        for f in fresh:
+            if daily.has_partition_key(f.date):
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{f.path}:{f.fingerprint}",
+                        partition_key=f.date,
+                        asset_selection=asset_selection,
+                    )
+                )
+            elif _calendar_date(f.date) and f.date > last:
+                log.info(f"{f.path}: waiting for {f.date} to begin (UTC); the latest partition is {last}")
+                _forget(cursor, seen, f.path)
+            else:
+                log.warning(
+                    f"{f.path}: ignored, {f.date} is not a daily partition "
+                    f"(the first is {daily.start:%Y-%m-%d}; the name must hold a calendar date)"
+                )
     return requests, cursor
 
 
-def _partition_exists(date: str, now: datetime) -> bool:
-    return daily.start.strftime("%Y-%m-%d") <= date <= (now + timedelta(days=1)).strftime("%Y-%m-%d")
+def _calendar_date(text: str) -> bool:
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _forget(cursor: dict[str, str], seen: dict[str, str], path: str) -> None:
+    """Undo the cursor's note of `path`, so a later evaluation sees it again."""
+    if path in seen:
+        cursor[path] = seen[path]
+    else:
+        cursor.pop(path, None)
 
 
 @dg.sensor(
@@ -109,7 +144,7 @@ def crm_drop_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorag
     for export in default_config().crm_exports:
         files = list_dated_files(f"{storage.crm_drop_url.rstrip('/')}/{export.dataset}")
         found, seen = _run_requests(
-            [f for f in files if f.prefix == export.file_prefix], seen, chain(export.dataset)
+            [f for f in files if f.prefix == export.file_prefix], seen, context.log, chain(export.dataset)
         )
         requests += found
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
@@ -132,7 +167,7 @@ def web_analytics_sensor(context: dg.SensorEvaluationContext, storage: PipelineS
         for f in list_dated_files(storage.web_analytics_url)
         if f.prefix == default_config().web_analytics.file_prefix
     ]
-    requests, seen = _run_requests(files, seen)
+    requests, seen = _run_requests(files, seen, context.log)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
 
 
@@ -146,5 +181,5 @@ def export_sensor(context: dg.SensorEvaluationContext, mce: MceResource) -> dg.S
     seen = json.loads(context.cursor) if context.cursor else {}
     with mce.sftp() as fs:
         files = [f for f in list_dated_files("/Export", fs=fs) if f.prefix == "tracking"]
-    requests, seen = _run_requests(files, seen)
+    requests, seen = _run_requests(files, seen, context.log)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
