@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from nto_etl.config import ConfigError, load_config
@@ -162,20 +163,64 @@ def test_web_analytics_sensor(tmp_path: Path) -> None:
 
 
 def test_schedules() -> None:
-    hourly = hourly_event_reminder_schedule(
-        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 5, 14))
-    )
-    assert hourly.partition_key == "2026-11-05"
-    assert hourly.run_key == "events-2026-11-05T14"
     monthly = monthly_newsletter_schedule(
         dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 6))
     )
     assert monthly.run_key == "newsletter-2026-12"
     assert monthly_newsletter_schedule.cron_schedule == "0 6 1 * *"
-    daily = defs().resolve_schedule_def("crm_daily_sync_schedule")
+    definitions = defs()
+    daily = definitions.resolve_schedule_def("crm_daily_sync_schedule")
     assert daily.job_name == "crm_daily_sync"
     assert daily.cron_schedule == "30 2 * * *"
     assert crm_daily_schedule.name == "crm_daily_sync_schedule"
+
+
+def test_the_nightly_sync_takes_the_day_that_has_ended() -> None:
+    """A day's export holds that day's changes (the sample's latest is 23:45 of its day), so the
+    02:30 run must take the day before: evaluated as the daemon does, against the definitions."""
+    definitions = defs()
+    tick = definitions.resolve_schedule_def("crm_daily_sync_schedule").evaluate_tick(
+        dg.build_schedule_context(
+            scheduled_execution_time=datetime(2026, 11, 4, 2, 30, tzinfo=UTC),
+            repository_def=definitions.get_repository_def(),
+        )
+    )
+    assert [r.partition_key for r in tick.run_requests or []] == ["2026-11-03"]
+    latest = duckdb.sql(
+        "SELECT max(modified_at) FROM read_csv($path, all_varchar = true)",
+        params={"path": str(SAMPLE / "crm" / "contacts" / "contacts_2026-11-03.csv")},
+    ).fetchall()[0][0]
+    assert latest.startswith("2026-11-03 2")  # the export the run reads was written after its day
+
+
+def test_the_hourly_reminders_wait_for_the_days_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop = tmp_path / "crm" / "event_registrations"
+    drop.mkdir(parents=True)
+    storage = PipelineStorage(crm_drop_url=str(tmp_path / "crm"))
+
+    def at(hour: int) -> dg.RunRequest | dg.SkipReason:
+        return hourly_event_reminder_schedule(
+            dg.build_schedule_context(
+                scheduled_execution_time=datetime(2026, 11, 2, hour, tzinfo=UTC),
+                resources={"storage": storage},
+            )
+        )
+
+    assert isinstance(none := at(0), dg.SkipReason)
+    assert "no event_registrations export for 2026-11-02 yet" in str(none.skip_message)
+    export = drop / "event_registrations_2026-11-02.csv"
+    shutil.copy(SAMPLE / "crm" / "event_registrations" / export.name, export)
+    assert isinstance(writing := at(1), dg.SkipReason)  # just written: the CRM may not be done
+    assert "was modified in the last 60 s" in str(writing.skip_message)
+    settled(export)
+    hourly = at(14)
+    assert isinstance(hourly, dg.RunRequest)
+    assert (hourly.partition_key, hourly.run_key) == ("2026-11-02", "events-2026-11-02T14")
+    (drop / "event_registrations_2026-11-01.csv").write_text("")  # another day's file is not today's
+    export.unlink()
+    assert isinstance(at(15), dg.SkipReason)
 
 
 @pytest.mark.parametrize(

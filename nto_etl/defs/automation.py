@@ -4,7 +4,7 @@ import json
 import logging
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -57,7 +57,16 @@ web_analytics_ingest = dg.define_asset_job(
     ),
 )
 
-crm_daily_schedule = dg.build_schedule_from_partitioned_job(crm_daily_sync, hour_of_day=2, minute_of_hour=30)
+
+@dg.schedule(job=crm_daily_sync, cron_schedule="30 2 * * *", name="crm_daily_sync_schedule")
+def crm_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """The day before's exports, at 02:30 UTC: a day's export holds that day's changes, so it is
+    complete only once the day has ended. (Dagster's schedule from the partitioned job would
+    take the latest partition, which, with today's partition open for the event reminders, is
+    today's: an export the CRM has not written yet.)"""
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    day = f"{when - timedelta(days=1):%Y-%m-%d}"
+    return dg.RunRequest(run_key=f"crm-{day}", partition_key=day)
 
 
 @dg.schedule(job=newsletter_refresh, cron_schedule="0 6 1 * *", execution_timezone="America/Los_Angeles")
@@ -68,10 +77,29 @@ def monthly_newsletter_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
 
 
 @dg.schedule(job=event_reminder_sync, cron_schedule="0 * * * *")
-def hourly_event_reminder_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Today's event registrations, every hour: reminders go out the same day a sign-up arrives."""
-    when = context.scheduled_execution_time or datetime.now()
-    return dg.RunRequest(run_key=f"events-{when:%Y-%m-%dT%H}", partition_key=f"{when:%Y-%m-%d}")
+def hourly_event_reminder_schedule(
+    context: dg.ScheduleEvaluationContext, storage: PipelineStorage
+) -> dg.RunRequest | dg.SkipReason:
+    """Today's event registrations, every hour: reminders go out the same day a sign-up arrives.
+
+    The hour is skipped, with the reason, while the day's export is not there yet or was
+    modified within NTO_DROP_SETTLE_SECONDS (the CRM may still be writing it): a failed run
+    every night until the first export, or a half-written file staged, helps nobody.
+    """
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    day = f"{when:%Y-%m-%d}"
+    export = default_config().export("event_registrations")
+    folder = storage.export_url("event_registrations", day).rsplit("/", 1)[0]
+    files = [f for f in list_dated_files(folder) if f.prefix == export.file_prefix and f.date == day]
+    if not files:
+        return dg.SkipReason(f"no event_registrations export for {day} yet in {folder}")
+    if not new_or_changed(files, {}, settled_before=time.time() - _settle_seconds())[0]:
+        return dg.SkipReason(f"{files[0].path} was modified in the last {_settle_seconds():g} s: next hour")
+    return dg.RunRequest(run_key=f"events-{when:%Y-%m-%dT%H}", partition_key=day)
+
+
+def _settle_seconds() -> float:
+    return env_number(os.environ, "NTO_DROP_SETTLE_SECONDS", "60", float, zero=True)
 
 
 def _run_requests(
@@ -89,8 +117,7 @@ def _run_requests(
     A name that is no partition at all (before the first day, or no calendar date) is logged
     once and left alone.
     """
-    settle = env_number(os.environ, "NTO_DROP_SETTLE_SECONDS", "60", float, zero=True)
-    fresh, cursor = new_or_changed(files, seen, settled_before=time.time() - settle)
+    fresh, cursor = new_or_changed(files, seen, settled_before=time.time() - _settle_seconds())
     with dg.partition_loading_context(effective_dt=datetime.now(UTC)):
         last = daily.get_last_partition_key() or ""
         requests = []
