@@ -26,6 +26,8 @@ from nto_etl.defs.automation import (
 from nto_etl.defs.crm_sync import de_key
 from nto_etl.defs.resources import PipelineStorage
 from nto_etl.defs.segments import region_setting
+from nto_etl.defs.tracking import OVERLAP_DAYS
+from nto_etl.mce import tracking as trk
 from nto_etl.mce.errors import MceConfigurationError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -191,6 +193,15 @@ def test_the_nightly_sync_takes_the_day_that_has_ended() -> None:
         params={"path": str(SAMPLE / "crm" / "contacts" / "contacts_2026-11-03.csv")},
     ).fetchall()[0][0]
     assert latest.startswith("2026-11-03 2")  # the export the run reads was written after its day
+    tracking = definitions.resolve_schedule_def("daily_tracking_schedule").evaluate_tick(
+        dg.build_schedule_context(
+            scheduled_execution_time=datetime(2026, 11, 4, 7, tzinfo=UTC),
+            repository_def=definitions.get_repository_def(),
+        )
+    )
+    assert [r.partition_key for r in tracking.run_requests or []] == ["2026-11-03"]
+    _, end = trk.mce_day_bounds("2026-11-03", OVERLAP_DAYS)
+    assert trk.to_utc(end) <= datetime(2026, 11, 4, 7)  # its MCE day had ended by then
 
 
 def test_the_hourly_reminders_wait_for_the_days_export(

@@ -69,6 +69,16 @@ def crm_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=f"crm-{day}", partition_key=day)
 
 
+@dg.schedule(job=tracking_ingest, cron_schedule="0 7 * * *", name="daily_tracking_schedule")
+def daily_tracking_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """The day before's tracking extract and merge, at 07:00 UTC: a tracking partition is a day in
+    MCE time (CST, UTC-6), which ends at 06:00 UTC. Late events of that day come with the next
+    day's extract, which overlaps it by a day."""
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    day = f"{when - timedelta(days=1):%Y-%m-%d}"
+    return dg.RunRequest(run_key=f"tracking-{day}", partition_key=day)
+
+
 @dg.schedule(job=newsletter_refresh, cron_schedule="0 6 1 * *", execution_timezone="America/Los_Angeles")
 def monthly_newsletter_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """The newsletter segments, refreshed on the first of each month before the send."""
