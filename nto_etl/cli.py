@@ -150,9 +150,17 @@ def _backfill(args: argparse.Namespace) -> int:
 
     from nto_etl import runner
     from nto_etl.definitions import defs
+    from nto_etl.defs.partitions import daily
 
     if args.to_date < args.from_date:
         args.parser.error(f"--to {args.to_date} is before --from {args.from_date}")
+    first, last = daily.get_first_partition_key(), daily.get_last_partition_key()
+    if args.from_date < str(first):
+        args.parser.error(
+            f"--from {args.from_date} is before the first daily partition, {first} (NTO_START_DATE)"
+        )
+    if args.to_date > str(last):
+        args.parser.error(f"--to {args.to_date} is after the latest daily partition, {last} (today in UTC)")
     definitions = defs()
     selection = runner.partitioned_selection(definitions)
     if args.select:

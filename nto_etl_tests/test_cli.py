@@ -104,6 +104,14 @@ def test_ping_reports_an_unreachable_host(
             "--to 2026-11-01 is before --from 2026-11-05",
         ),
         (["backfill", "--from", "2026-13-01", "--to", "2026-11-01"], "'2026-13-01' is not a day YYYY-MM-DD"),
+        (
+            ["backfill", "--from", "2026-10-31", "--to", "2026-11-01"],
+            "--from 2026-10-31 is before the first daily partition, 2026-11-01 (NTO_START_DATE)",
+        ),
+        (
+            ["backfill", "--from", "2026-11-01", "--to", "2999-01-01"],
+            "--to 2999-01-01 is after the latest daily",
+        ),
         (["backfill", "--from", "2026-11-01", "--to", "yesterday"], "'yesterday' is not a day YYYY-MM-DD"),
         (
             ["backfill", "--from", "2026-11-01", "--to", "2026-11-01", "--select", "group:nope"],
