@@ -15,6 +15,18 @@ from nto_etl.warehouse import analytics, crm_updates
 from nto_etl.warehouse.loads import load_staged_partition
 
 EAGER = dg.AutomationCondition.eager()
+TRACKING = dg.AssetKey(["warehouse", "tracking_events"])
+CONTACTS = dg.AssetKey(["warehouse", "crm_contacts"])
+WEB = dg.AssetKey(["warehouse", "web_page_views"])
+DAILY_INPUTS = dg.AssetSelection.assets(TRACKING, CONTACTS, WEB, de_key("contacts"))
+# The tables without partitions follow their inputs as eager does, except that a missing day of a
+# daily input holds nothing back: today's partition is open (the event reminders run during the
+# day) and is missing until the next night's sync, so plain eager, which waits for every
+# partition of every input, would never update them. A missing table among the inputs still does.
+FOLLOWS_INPUTS = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & ~dg.AutomationCondition.any_deps_missing().ignore(DAILY_INPUTS)
+).with_label("eager; missing days of daily inputs allowed")
 
 
 def _preview(con: object, table: str, limit: int = 5) -> dg.MetadataValue:
@@ -56,6 +68,7 @@ def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
     kinds={"salesforce", "duckdb"},
     pool="mce",  # mostly Retrieve calls; the warehouse is written at the end, briefly
     retry_policy=network_retry,
+    automation_condition=FOLLOWS_INPUTS,  # after each sync into the DE, for the update file
     description="Contacts as MCE holds them now (Retrieve, paged), with the version (modified time) of each, "
     "to find profile changes made in MCE.",
 )
@@ -79,7 +92,7 @@ def analytics_asset(table: str, deps: list[dg.AssetKey], description: str) -> dg
         group_name="analytics",
         kinds={"duckdb"},
         pool="duckdb",
-        automation_condition=EAGER,
+        automation_condition=FOLLOWS_INPUTS,
         description=description,
     )
     def _table(warehouse: DuckDBResource) -> dg.MaterializeResult:
@@ -107,17 +120,12 @@ def _rates_chart(con: object) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-TRACKING = dg.AssetKey(["warehouse", "tracking_events"])
-CONTACTS = dg.AssetKey(["warehouse", "crm_contacts"])
-WEB = dg.AssetKey(["warehouse", "web_page_views"])
-
-
 @dg.asset(
     key=["crm", "updates_export"],
     group_name="crm_updates",
     kinds={"csv"},
     deps=[dg.AssetKey(["warehouse", "customer_360"]), dg.AssetKey(["warehouse", "mce_contact_rows"])],
-    automation_condition=EAGER,
+    automation_condition=FOLLOWS_INPUTS,
     pool="duckdb",
     description="The CSV the CRM re-imports: unsubscribes, hard bounces, contact details changed in MCE (where "
     "MCE holds the CRM's latest version of the row) and engagement scores; formula-looking cells neutralised.",
