@@ -1,6 +1,8 @@
-"""A string that never shows itself in logs, reprs, metadata or exception messages."""
+"""Credentials that never show themselves in logs, reprs, metadata or exception messages."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
 
 
 class Secret:
@@ -27,3 +29,13 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may appear in a message, metadata or a log: a password in its user part
+    (`sftp://user:password@host/...`, which fsspec accepts) replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

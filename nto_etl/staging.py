@@ -39,6 +39,7 @@ from nto_etl.export_scan import ExportScan, scan_export
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
 from nto_etl.screened_rows import ScreenedRows, memory_bytes
+from nto_etl.secrets import shown_url
 from nto_etl.sql import csv_as_text, ident, insert_frame, literal, pages, registered, repeated_hashes, scalar
 
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
@@ -54,7 +55,7 @@ class ExportFileError(ValueError):
     """The export cannot be staged at all; nothing was staged from it."""
 
     def __init__(self, source: str, problem: str) -> None:
-        super().__init__(f"{source}: {problem}")
+        super().__init__(f"{shown_url(source)}: {problem}")
         self.source = source
         self.problem = problem
 

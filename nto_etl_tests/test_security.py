@@ -10,14 +10,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nto_etl import transfer
 from nto_etl.connections import local_settings
+from nto_etl.contracts import Contact
+from nto_etl.definitions import defs
 from nto_etl.defs.crm_sync import de_key, export_key, staged_key
+from nto_etl.defs.resources import PipelineStorage
 from nto_etl.harness import LocalPipeline
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceAuthenticationError
 from nto_etl.mce.settings import MceSettings
 from nto_etl.mce_local import LocalMce
-from nto_etl.secrets import Secret
+from nto_etl.secrets import Secret, shown_url
+from nto_etl.staging import ExportFileError, stage_export
 from nto_etl.transfer import SftpSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "crm"
@@ -45,6 +50,74 @@ def test_a_pipeline_run_leaks_no_secret(tmp_path: Path, caplog: pytest.LogCaptur
             assert secret not in events
             assert secret not in metadata
         assert "fueloauth" not in caplog.text.lower() or all(s not in caplog.text for s in leaked)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sftp://nto:s3cret@crm.example.com:2222/drop", "sftp://nto:***@crm.example.com:2222/drop"),
+        ("sftp://nto:p%40ss@crm.example.com/drop", "sftp://nto:***@crm.example.com/drop"),
+        ("sftp://nto@crm.example.com/drop", "sftp://nto@crm.example.com/drop"),
+        ("s3://nto-crm/drop", "s3://nto-crm/drop"),
+        ("data/sample/crm", "data/sample/crm"),
+    ],
+)
+def test_a_password_in_a_url_is_not_shown(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_a_refused_export_names_its_url_without_the_password(tmp_path: Path) -> None:
+    with pytest.raises(ExportFileError) as refused:
+        stage_export("memory://nto:s3cret@drop/contacts/contacts_2026-11-01.csv", Contact, tmp_path)
+    assert (
+        str(refused.value)
+        == "memory://nto:***@drop/contacts/contacts_2026-11-01.csv: the file does not exist"
+    )
+
+
+def test_a_crm_drop_over_sftp_with_a_password_in_its_url_never_shows_it(
+    local_mce: LocalMce, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NTO_CRM_DROP_URL may hold the drop's password (fsspec reads it from the URL): the
+    assets read the drop through it, host key checked, and their metadata, failures and logs
+    show `***` in its place."""
+    info = local_mce.info
+    password = local_mce.credentials.sftp_password
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_bytes(Path(info.sftp_known_hosts).read_bytes())
+    monkeypatch.setenv("HOME", str(home))  # the URL's connection checks the host key there
+    with transfer.sftp_session(local_settings(info)[1]) as fs:
+        fs.makedirs("/Import/crm/contacts", exist_ok=True)
+        fs.put_file(
+            str(SAMPLE / "contacts" / "contacts_2026-11-01.csv"),
+            "/Import/crm/contacts/contacts_2026-11-01.csv",
+        )
+    drop = f"sftp://{info.sftp_username}:{password}@{info.sftp_host}:{info.sftp_port}/Import/crm"
+    storage = PipelineStorage(crm_drop_url=drop, work_dir=str(tmp_path / "work"))
+    wanted = {export_key("contacts"), staged_key("contacts")}
+    chain = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted]
+
+    def run(day: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            chain,
+            partition_key=day,
+            resources={"storage": storage},
+            raise_on_error=False,
+        )
+
+    with caplog.at_level(logging.DEBUG):
+        found, missing = run("2026-11-01"), run("2026-11-02")
+    assert found.success and not missing.success
+    [export] = found.asset_materializations_for_node("crm__contacts_export")
+    assert (
+        export.metadata["url"].value
+        == f"sftp://{info.sftp_username}:***@{info.sftp_host}:{info.sftp_port}/Import/crm/contacts/contacts_2026-11-01.csv"
+    )
+    failure = missing.get_step_failure_events()[0].event_specific_data
+    assert "no contacts export for 2026-11-02: expected sftp://" in repr(failure)
+    for shown in (repr(found.all_events), repr(missing.all_events), caplog.text):
+        assert password not in shown
 
 
 def test_refused_credentials_do_not_echo_the_secret(

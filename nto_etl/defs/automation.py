@@ -16,6 +16,7 @@ from nto_etl.defs.segments import AUDIENCE
 from nto_etl.defs.tracking import EXTRACT
 from nto_etl.drops import DroppedFile, list_dated_files, new_or_changed
 from nto_etl.mce.settings import env_number
+from nto_etl.secrets import shown_url
 
 
 def chain(dataset: str) -> list[dg.AssetKey]:
@@ -102,7 +103,7 @@ def hourly_event_reminder_schedule(
     folder = storage.export_url("event_registrations", day).rsplit("/", 1)[0]
     files = [f for f in list_dated_files(folder) if f.prefix == export.file_prefix and f.date == day]
     if not files:
-        return dg.SkipReason(f"no event_registrations export for {day} yet in {folder}")
+        return dg.SkipReason(f"no event_registrations export for {day} yet in {shown_url(folder)}")
     if not new_or_changed(files, {}, settled_before=time.time() - _settle_seconds())[0]:
         return dg.SkipReason(f"{files[0].path} was modified in the last {_settle_seconds():g} s: next hour")
     return dg.RunRequest(run_key=f"events-{when:%Y-%m-%dT%H}", partition_key=day)

@@ -11,6 +11,7 @@ from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.export_scan import scan_export
 from nto_etl.mce.errors import MceImportError
+from nto_etl.secrets import shown_url
 from nto_etl.staging import ExportFileError, StageResult, stage_export
 from nto_etl.sync import sync_partition
 
@@ -58,9 +59,11 @@ def export_asset(dataset: str, key: dg.AssetKey, locate: Locate, group: str) -> 
             scan = scan_export(url, {})
         except FileNotFoundError:
             raise dg.Failure(
-                description=f"no {dataset} export for {context.partition_key}: expected {url}"
+                description=f"no {dataset} export for {context.partition_key}: expected {shown_url(url)}"
             ) from None
-        return dg.MaterializeResult(metadata={"url": url, "sha256": scan.sha256, "bytes": scan.size})
+        return dg.MaterializeResult(
+            metadata={"url": shown_url(url), "sha256": scan.sha256, "bytes": scan.size}
+        )
 
     return _export
 
@@ -96,7 +99,7 @@ def staged_asset(
                 url, model, storage.staging_dir(dataset), name=f"{dataset}_{context.partition_key}"
             )
         except ExportFileError as exc:
-            raise dg.Failure(description=str(exc), metadata={"file": url}) from None
+            raise dg.Failure(description=str(exc), metadata={"file": shown_url(url)}) from None
         share = result.reject_share
         return dg.MaterializeResult(
             metadata={

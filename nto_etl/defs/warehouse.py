@@ -11,6 +11,7 @@ from nto_etl.defs.crm_sync import de_key, staged_key
 from nto_etl.defs.partitions import daily, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.mce import data_extensions as dex
+from nto_etl.secrets import shown_url
 from nto_etl.warehouse import analytics, crm_updates
 from nto_etl.warehouse.loads import load_staged_partition
 
@@ -137,7 +138,7 @@ def crm_updates_export(storage: PipelineStorage, warehouse: DuckDBResource) -> d
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(written.rows.values()),
-            "url": url,
+            "url": shown_url(url),
             **{f"rows_{k}": v for k, v in written.rows.items()},
             # Differences where MCE lacks the CRM's latest version: the CRM's own change, not sent back.
             "contact_details_held_back": written.held_back,
