@@ -120,6 +120,24 @@ def test_a_crm_drop_over_sftp_with_a_password_in_its_url_never_shows_it(
         assert password not in shown
 
 
+def test_the_ui_shows_the_drops_variable_not_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Dagster's UI lists as the storage resource's configuration (the code location's
+    snapshot), with a password in NTO_CRM_DROP_URL; the runs still read the URL itself."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    monkeypatch.setenv("NTO_CRM_DROP_URL", "sftp://nto:s3cret@crm.example.com/drop")
+    definitions = defs()
+    [storage] = [
+        r for r in RepositorySnap.from_def(definitions.get_repository_def()).resources if r.name == "storage"
+    ]
+    assert "s3cret" not in repr(storage.configured_values)
+    assert "NTO_CRM_DROP_URL" in storage.configured_values["crm_drop_url"]
+    with dg.build_resources(
+        {"storage": definitions.get_repository_def().get_top_level_resources()["storage"]}
+    ) as run:
+        assert run.storage.crm_drop_url == "sftp://nto:s3cret@crm.example.com/drop"
+
+
 def test_refused_credentials_do_not_echo_the_secret(
     local_mce: LocalMce, caplog: pytest.LogCaptureFixture
 ) -> None:

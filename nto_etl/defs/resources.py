@@ -174,11 +174,13 @@ def mce_resource() -> MceResource:
 
 
 def storage_resource() -> PipelineStorage:
+    """The drop and inbound URLs as EnvVars when set: one may hold a password (sftp://user:pw@...),
+    and Dagster shows a resource's plain values in its UI, an EnvVar's name only."""
     work = os.environ.get("NTO_WORK_DIR", ".state/pipeline")
     return PipelineStorage(
-        crm_drop_url=os.environ.get("NTO_CRM_DROP_URL", "data/sample/crm"),
-        web_analytics_url=os.environ.get("NTO_WEB_ANALYTICS_URL", "data/sample/web_analytics/page_views"),
-        crm_inbound_url=os.environ.get("NTO_CRM_INBOUND_URL", f"{work}/crm_inbound"),
+        crm_drop_url=_env("NTO_CRM_DROP_URL", "data/sample/crm"),
+        web_analytics_url=_env("NTO_WEB_ANALYTICS_URL", "data/sample/web_analytics/page_views"),
+        crm_inbound_url=_env("NTO_CRM_INBOUND_URL", f"{work}/crm_inbound"),
         work_dir=work,
     )
 
