@@ -30,18 +30,20 @@ BATCH_ROWS = 100_000
 QUEUED_BATCHES = 2
 
 
-def write_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path, *, delimiter: str = ",") -> int:
-    """Stream the rows of `query` to `path`; returns the number of rows written.
+def write_csv(
+    con: duckdb.DuckDBPyConnection, query: str, path: Path, *, delimiter: str = ",", eol: str = "\n"
+) -> int:
+    """Stream the rows of `query` to `path`, lines ending in `eol`; returns the number of rows written.
 
     A second thread writes while DuckDB computes the next batches (both release the GIL)."""
     part = path.with_name(path.name + ".part")
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
-    options = pacsv.WriteOptions(include_header=False, delimiter=delimiter)
+    options = pacsv.WriteOptions(include_header=False, delimiter=delimiter, eol=eol)
     batches: queue.Queue[arrow.RecordBatch | None] = queue.Queue(maxsize=QUEUED_BATCHES)
     rows = 0
     try:
         with part.open("wb") as out, ThreadPoolExecutor(1, thread_name_prefix="csv-writer") as pool:
-            out.write(_header(reader.schema.names, delimiter).encode("utf-8"))
+            out.write(_header(reader.schema.names, delimiter, eol).encode("utf-8"))
             writing = pool.submit(_write_batches, out, reader.schema, options, batches)
             try:
                 for batch in reader:
@@ -82,7 +84,7 @@ def _hand_over(
     return False
 
 
-def _header(names: list[str], delimiter: str) -> str:
+def _header(names: list[str], delimiter: str, eol: str) -> str:
     line = io.StringIO()
-    csv.writer(line, delimiter=delimiter, lineterminator="\n").writerow(names)
+    csv.writer(line, delimiter=delimiter, lineterminator=eol).writerow(names)
     return line.getvalue()

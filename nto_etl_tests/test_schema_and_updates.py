@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,20 +47,28 @@ def test_the_de_follows_its_contract_within_what_mce_allows(client: MceClient, k
         ensure_data_extension(client, shrunk)
 
 
+def neutralise(value: str | None) -> str | None:
+    """The update file's rule for one cell, as the file's SQL applies it."""
+    rows = duckdb.sql(f"SELECT {crm_updates.neutralised('$v')}", params={"v": value}).fetchall()
+    return str(rows[0][0]) if rows[0][0] is not None else None
+
+
 def test_formula_cells_are_neutralised_in_the_crm_update_file(tmp_path: Path) -> None:
-    assert crm_updates.neutralise('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
-    assert crm_updates.neutralise("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
-    assert crm_updates.neutralise("-2+3+cmd|' /C calc'!A0") == "'-2+3+cmd|' /C calc'!A0"
-    assert crm_updates.neutralise("+SUM(A1:A9)") == "'+SUM(A1:A9)"
-    assert crm_updates.neutralise("@SUM(A1)") == "'@SUM(A1)"
-    assert crm_updates.neutralise("\t=1") == "'\t=1"
+    assert neutralise('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert neutralise("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
+    assert neutralise("-2+3+cmd|' /C calc'!A0") == "'-2+3+cmd|' /C calc'!A0"
+    assert neutralise("+SUM(A1:A9)") == "'+SUM(A1:A9)"
+    assert neutralise("@SUM(A1)") == "'@SUM(A1)"
+    assert neutralise("\t=1") == "'\t=1"
+    assert neutralise("\r=1") == "'\r=1"
     # Numbers and phone numbers are only computed with, never run: the CRM gets them as they are.
-    assert crm_updates.neutralise("+1 503 555") == "+1 503 555"
-    assert crm_updates.neutralise("+44 (0)20 7946-0000") == "+44 (0)20 7946-0000"
-    assert crm_updates.neutralise("-2") == "-2"
-    assert crm_updates.neutralise("-2.5") == "-2.5"
-    assert crm_updates.neutralise("Ann") == "Ann"
-    assert crm_updates.neutralise(3) == 3
+    assert neutralise("+1 503 555") == "+1 503 555"
+    assert neutralise("+44 (0)20 7946-0000") == "+44 (0)20 7946-0000"
+    assert neutralise("-2") == "-2"
+    assert neutralise("-2.5") == "-2.5"
+    assert neutralise("Ann") == "Ann"
+    assert neutralise("") == ""
+    assert neutralise(None) is None
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         prepare(con)
         crm_updates.ensure_mce_rows_table(con)
@@ -76,6 +85,16 @@ def test_formula_cells_are_neutralised_in_the_crm_update_file(tmp_path: Path) ->
     assert written.rows == {"contact_change": 2}
     assert written.held_back == 0
     assert not (tmp_path / "inbound" / "updates.csv.part").exists()
+    sent = (tmp_path / "inbound" / "updates.csv").read_bytes()
+    assert sent.startswith(
+        b"subscriber_key,customer_id,update_type,field,old_value,new_value,event_date,engagement_score\r\n"
+    )
+    assert sent.count(b"\r\n") == 3 and b"\n" not in sent.replace(b"\r\n", b"")
+    cells = pd.read_csv(io.BytesIO(sent), dtype=str, keep_default_na=False)
+    assert dict(zip(cells.field, cells.new_value, strict=True)) == {
+        "first_name": "'=cmd|' /C calc'!A0",  # run by a spreadsheet: quoted
+        "phone": "+1 503-555-0199",  # a phone number: as it is
+    }
 
 
 def test_a_difference_where_mce_holds_an_older_version_is_held_back(tmp_path: Path) -> None:

@@ -19,9 +19,7 @@ with it, and a quote in front would be stored by the CRM's import as part of the
 
 from __future__ import annotations
 
-import csv
-import io
-import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +30,15 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
+from nto_etl.csv_writer import write_csv
 from nto_etl.mce.rules import DATE_FORMATS
-from nto_etl.sql import literal, scalar, transaction
+from nto_etl.sql import ident, literal, scalar, transaction
 from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-NUMBER_OR_PHONE = re.compile(r"[+-][0-9 ()./-]*")  # digits and the separators of phone numbers only
+NUMBER_OR_PHONE = r"[+-][0-9 ()./-]*"  # digits and the separators of phone numbers only
 # What `mce_contact_rows` keeps of each contact in MCE: the details compared, and the version.
 MCE_ROW_COLUMNS = ["subscriber_key", "email", "first_name", "last_name", "phone", "modified_at"]
 COLUMNS = [
@@ -113,11 +113,13 @@ ORDER BY u.update_type, u.subscriber_key, u.field
 """
 
 
-def neutralise(value: Any) -> Any:
-    """A text cell made inert for spreadsheets (OWASP CSV injection guidance)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not NUMBER_OR_PHONE.fullmatch(value):
-        return "'" + value
-    return value
+def neutralised(text: str) -> str:
+    """SQL of the text `text` made inert for spreadsheets (OWASP CSV injection guidance)."""
+    starts = ", ".join(literal(c) for c in FORMULA_STARTS)
+    return (
+        f"CASE WHEN left({text}, 1) IN ({starts}) AND NOT regexp_full_match({text}, {literal(NUMBER_OR_PHONE)}) "
+        f"THEN '''' || {text} ELSE {text} END"
+    )
 
 
 @dataclass(frozen=True)
@@ -172,22 +174,15 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     # Each computed once: the file takes what goes back, the counts what is held back.
     con.execute(f"CREATE OR REPLACE TEMP TABLE __contact_differences AS {DIFFERENCES}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE __hard_bounces AS {HARD_BOUNCES}")
-    rows = con.execute(UPDATES).fetchall()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([neutralise(v) for v in row])
-    fs, path = fsspec.core.url_to_fs(url, **storage_options)
-    parent = path.rsplit("/", 1)[0]
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with fs.open(path + ".part", "w", encoding="utf-8", newline="") as handle:
-        handle.write(buffer.getvalue())
-    fs.mv(path + ".part", path)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row[2]] = counts.get(row[2], 0) + 1
+    # Kept by DuckDB (within its memory limit, spilling beyond) and streamed to the file: an
+    # engagement score for each of millions of contacts never sits in Python's memory.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __updates AS {UPDATES}")
+    cells = ", ".join(
+        ident(c) if c == "engagement_score" else f"{neutralised(ident(c))} AS {ident(c)}" for c in COLUMNS
+    )
+    _write_atomically(con, f"SELECT {cells} FROM __updates", url, storage_options)
+    kinds = con.execute("SELECT update_type, count(*) FROM __updates GROUP BY ALL").fetchall()
+    counts = {str(kind): int(n) for kind, n in kinds}
     held_back = scalar(con, "SELECT count(*) FROM __contact_differences WHERE NOT same_version")
     earlier = scalar(
         con,
@@ -195,3 +190,21 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
         "GROUP BY subscriber_key HAVING NOT bool_or(of_current_email))",
     )
     return UpdatesWritten(counts, held_back, earlier)
+
+
+def _write_atomically(
+    con: duckdb.DuckDBPyConnection, query: str, url: str, storage_options: dict[str, Any]
+) -> None:
+    """The file appears at `url` whole or not at all: the CRM may pick it up at any moment."""
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    if isinstance(fs, LocalFileSystem):
+        write_csv(con, query, Path(path), eol="\r\n")  # written beside, then renamed into place
+        return
+    with tempfile.TemporaryDirectory(prefix="nto-updates-") as tmp:
+        local = Path(tmp) / "updates.csv"
+        write_csv(con, query, local, eol="\r\n")
+        fs.put_file(str(local), path + ".part")
+    fs.mv(path + ".part", path)
