@@ -65,8 +65,7 @@ def crm_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     complete only once the day has ended. (Dagster's schedule from the partitioned job would
     take the latest partition, which, with today's partition open for the event reminders, is
     today's: an export the CRM has not written yet.)"""
-    when = context.scheduled_execution_time or datetime.now(UTC)
-    day = f"{when - timedelta(days=1):%Y-%m-%d}"
+    day = _day_before(context)
     return dg.RunRequest(run_key=f"crm-{day}", partition_key=day)
 
 
@@ -75,9 +74,13 @@ def daily_tracking_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     """The day before's tracking extract and merge, at 07:00 UTC: a tracking partition is a day in
     MCE time (CST, UTC-6), which ends at 06:00 UTC. Late events of that day come with the next
     day's extract, which overlaps it by a day."""
-    when = context.scheduled_execution_time or datetime.now(UTC)
-    day = f"{when - timedelta(days=1):%Y-%m-%d}"
+    day = _day_before(context)
     return dg.RunRequest(run_key=f"tracking-{day}", partition_key=day)
+
+
+def _day_before(context: dg.ScheduleEvaluationContext) -> str:
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    return f"{when - timedelta(days=1):%Y-%m-%d}"
 
 
 @dg.schedule(job=newsletter_refresh, cron_schedule="0 6 1 * *", execution_timezone="America/Los_Angeles")
