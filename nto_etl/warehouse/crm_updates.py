@@ -39,6 +39,7 @@ from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER_OR_PHONE = r"[+-][0-9 ()./-]*"  # digits and the separators of phone numbers only
+SCORE = "CAST(engagement_score AS DECIMAL(4, 1)) AS engagement_score"  # 0.0 to 100.0, as in new_value
 # What `mce_contact_rows` keeps of each contact in MCE: the details compared, and the version.
 MCE_ROW_COLUMNS = ["subscriber_key", "email", "first_name", "last_name", "phone", "modified_at"]
 COLUMNS = [
@@ -178,7 +179,7 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     # engagement score for each of millions of contacts never sits in Python's memory.
     con.execute(f"CREATE OR REPLACE TEMP TABLE __updates AS {UPDATES}")
     cells = ", ".join(
-        ident(c) if c == "engagement_score" else f"{neutralised(ident(c))} AS {ident(c)}" for c in COLUMNS
+        SCORE if c == "engagement_score" else f"{neutralised(ident(c))} AS {ident(c)}" for c in COLUMNS
     )
     _write_atomically(con, f"SELECT {cells} FROM __updates", url, storage_options)
     kinds = con.execute("SELECT update_type, count(*) FROM __updates GROUP BY ALL").fetchall()
