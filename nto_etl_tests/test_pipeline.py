@@ -72,7 +72,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         )
         for day in DAYS:
             assert p.run(TRACKING, day).success, day
-        assert p.run(LATER).success
+        later = p.run(LATER)
+        assert later.success
+        checked = {e.asset_check_key.name: e.passed for e in later.get_asset_check_evaluations()}
+        assert checked == {  # the analytics tables' rules, on a real send's tracking data
+            "one_row_per_subscriber": True,
+            "rates_are_shares": True,
+            "one_row_per_state": True,
+            "one_row_per_contact": True,
+        }
         yield p
 
 

@@ -1,5 +1,6 @@
 """DuckDB warehouse assets: partition loads, DE rows read back from MCE, analytics tables, the CRM update file."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -87,14 +88,21 @@ def mce_contact_rows(mce: MceResource, warehouse: DuckDBResource) -> dg.Material
 
 
 def analytics_asset(table: str, deps: list[dg.AssetKey], description: str) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["warehouse", table])
+    checks = analytics.CHECKS.get(table, ())
+
     @dg.asset(
-        key=["warehouse", table],
+        key=key,
         deps=deps,
         group_name="analytics",
         kinds={"duckdb"},
         pool="duckdb",
         automation_condition=FOLLOWS_INPUTS,
         description=description,
+        check_specs=[
+            dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking)
+            for c in checks
+        ],
     )
     def _table(warehouse: DuckDBResource) -> dg.MaterializeResult:
         with warehouse_connection(warehouse) as con:
@@ -102,9 +110,23 @@ def analytics_asset(table: str, deps: list[dg.AssetKey], description: str) -> dg
             metadata: dict[str, object] = {"dagster/row_count": rows, "preview": _preview(con, table)}
             if table == "campaign_performance":
                 metadata["chart"] = _rates_chart(con)
-        return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+            results = [_check_result(con, c) for c in checks]
+        return dg.MaterializeResult(metadata=metadata, check_results=results)  # type: ignore[arg-type]
 
     return _table
+
+
+def _check_result(con: object, check: analytics.TableCheck) -> dg.AssetCheckResult:
+    count, examples = analytics.violations(con, check)  # type: ignore[arg-type]
+    return dg.AssetCheckResult(
+        check_name=check.name,
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_breaking_it": count,
+            "first_of_them": dg.MetadataValue.json(json.loads(json.dumps(examples, default=str))),
+        },
+    )
 
 
 def _rates_chart(con: object) -> dg.MetadataValue:

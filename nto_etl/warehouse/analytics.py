@@ -6,6 +6,8 @@ that nothing has loaded yet are created empty first, so an analyst can always qu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 
 from nto_etl.contracts import Contact, PageView, TrackingEvent
@@ -119,3 +121,63 @@ def build(con: duckdb.DuckDBPyConnection, table: str) -> int:
         con.execute(EMAIL_ENGAGEMENT)
     con.execute(STATEMENTS[table])
     return scalar(con, f"SELECT count(*) FROM {ident(table)}")
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """A rule a rebuilt table must keep; `violations` selects the rows that break it."""
+
+    name: str
+    description: str
+    violations: str
+    blocking: bool = True  # a broken rule is an error (False: a warning, the table is still right)
+
+
+ONE_ROW_PER = "SELECT {key}, count(*) AS copies FROM {table} GROUP BY {key} HAVING count(*) > 1"
+CHECKS: dict[str, tuple[TableCheck, ...]] = {
+    "email_engagement": (
+        TableCheck(
+            "one_row_per_subscriber",
+            "No subscriber appears twice.",
+            ONE_ROW_PER.format(key="subscriber_key", table="email_engagement"),
+        ),
+    ),
+    "campaign_performance": (
+        TableCheck(
+            "rates_are_shares",
+            "Each send's delivered is at most its sent, and its unique opens, clicks and unsubscribes at "
+            "most its delivered. A send breaking it lacks Sent events: the tracking partitions of its "
+            "send day are not merged yet, and its rates would mislead.",
+            "SELECT send_id, sent, delivered, unique_opens, unique_clicks, unsubscribes FROM campaign_performance "
+            "WHERE delivered < 0 OR unique_opens > delivered OR unique_clicks > delivered "
+            "OR unsubscribes > delivered",
+            blocking=False,
+        ),
+    ),
+    "engagement_by_region": (
+        TableCheck(
+            "one_row_per_state",
+            "No state appears twice.",
+            ONE_ROW_PER.format(key="state", table="engagement_by_region"),
+        ),
+    ),
+    "customer_360": (
+        TableCheck(
+            "one_row_per_contact",
+            "Every contact (the CRM's latest version of each) appears exactly once.",
+            ONE_ROW_PER.format(key="subscriber_key", table="customer_360")
+            + " UNION ALL SELECT subscriber_key, 0 AS copies FROM contacts_latest "
+            "ANTI JOIN customer_360 USING (subscriber_key)",
+        ),
+    ),
+}
+
+
+def violations(
+    con: duckdb.DuckDBPyConnection, check: TableCheck, shown: int = 5
+) -> tuple[int, list[dict[str, object]]]:
+    """How many rows break `check`, and the first `shown` of them."""
+    count = scalar(con, f"SELECT count(*) FROM ({check.violations})")
+    cursor = con.execute(f"SELECT * FROM ({check.violations}) LIMIT {int(shown)}")
+    names = [d[0] for d in cursor.description or []]
+    return count, [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
