@@ -47,28 +47,22 @@ def test_the_de_follows_its_contract_within_what_mce_allows(client: MceClient, k
         ensure_data_extension(client, shrunk)
 
 
-def neutralise(value: str | None) -> str | None:
+QUOTED = '=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "+SUM(A1:A9)", "@SUM(A1)"
+# Numbers and phone numbers are only computed with, never run: the CRM gets them as they are.
+AS_THEY_ARE = "+1 503 555", "+44 (0)20 7946-0000", "-2", "-2.5", "Ann", "", None
+
+
+@pytest.mark.parametrize(
+    ("cell", "sent"),
+    [*[(c, "'" + c) for c in (*QUOTED, "\t=1", "\r=1")], *[(c, c) for c in AS_THEY_ARE]],
+)
+def test_a_cell_a_spreadsheet_would_run_gets_a_leading_quote(cell: str | None, sent: str | None) -> None:
     """The update file's rule for one cell, as the file's SQL applies it."""
-    rows = duckdb.sql(f"SELECT {crm_updates.neutralised('$v')}", params={"v": value}).fetchall()
-    return str(rows[0][0]) if rows[0][0] is not None else None
+    rows = duckdb.sql(f"SELECT {crm_updates.neutralised('$v')}", params={"v": cell}).fetchall()
+    assert rows[0][0] == sent
 
 
 def test_formula_cells_are_neutralised_in_the_crm_update_file(tmp_path: Path) -> None:
-    assert neutralise('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
-    assert neutralise("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
-    assert neutralise("-2+3+cmd|' /C calc'!A0") == "'-2+3+cmd|' /C calc'!A0"
-    assert neutralise("+SUM(A1:A9)") == "'+SUM(A1:A9)"
-    assert neutralise("@SUM(A1)") == "'@SUM(A1)"
-    assert neutralise("\t=1") == "'\t=1"
-    assert neutralise("\r=1") == "'\r=1"
-    # Numbers and phone numbers are only computed with, never run: the CRM gets them as they are.
-    assert neutralise("+1 503 555") == "+1 503 555"
-    assert neutralise("+44 (0)20 7946-0000") == "+44 (0)20 7946-0000"
-    assert neutralise("-2") == "-2"
-    assert neutralise("-2.5") == "-2.5"
-    assert neutralise("Ann") == "Ann"
-    assert neutralise("") == ""
-    assert neutralise(None) is None
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         prepare(con)
         crm_updates.ensure_mce_rows_table(con)
