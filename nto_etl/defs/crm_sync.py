@@ -11,6 +11,7 @@ from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.export_scan import scan_export
 from nto_etl.mce.errors import MceImportError
+from nto_etl.retention import keep_days, remove_old_files
 from nto_etl.secrets import shown_url
 from nto_etl.staging import ExportFileError, StageResult, stage_export
 from nto_etl.sync import sync_partition
@@ -100,6 +101,7 @@ def staged_asset(
             )
         except ExportFileError as exc:
             raise dg.Failure(description=str(exc), metadata={"file": shown_url(url)}) from None
+        old = remove_old_files(storage.staging_dir(dataset), keep_days())
         share = result.reject_share
         return dg.MaterializeResult(
             metadata={
@@ -113,6 +115,7 @@ def staged_asset(
                 "rejects_file": str(result.rejects_path),
                 "source_sha256": result.source_sha256,
                 "failures": _failures_table(result),
+                "old_files_removed": len(old),
             },
             check_results=[
                 dg.AssetCheckResult(
@@ -201,6 +204,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
             "imported": "imported",
         }[outcome.status]
         context.log.info(f"{export.de_key}: {message}")
+        old = remove_old_files(Path(storage.upload_dir(export.dataset)), keep_days())
         result = outcome.result
         metadata: dict[str, object] = {
             "outcome": message,
@@ -210,6 +214,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
             "rows_uploaded": outcome.rows_uploaded,
             "bytes_uploaded": outcome.bytes_uploaded,
             "dagster/row_count": outcome.rows_uploaded,
+            "old_files_removed": len(old),
         }
         if result is not None:
             metadata.update(
