@@ -66,3 +66,21 @@ def test_only_the_pipelines_old_files_directly_in_the_folder_go(tmp_path: Path) 
     assert remove_old_files(tmp_path, 30) == [old_delta, old_part]
     assert below.exists() and recent.exists()
     assert remove_old_files(tmp_path / "absent", 30) == []
+
+
+def test_loading_a_day_whose_staged_file_is_gone_says_to_stage_it_again(tmp_path: Path) -> None:
+    from dagster_duckdb import DuckDBResource
+
+    storage = PipelineStorage(crm_drop_url=str(SAMPLE), work_dir=str(tmp_path / "work"))
+    load = dg.AssetKey(["warehouse", "crm_contacts"])
+    assets = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition) and load in a.keys]
+    result = dg.materialize(
+        assets,
+        partition_key="2026-11-09",
+        resources={"storage": storage, "warehouse": DuckDBResource(database=str(tmp_path / "w.duckdb"))},
+        raise_on_error=False,
+    )
+    [failure] = result.get_step_failure_events()
+    assert "contacts_2026-11-09.csv is missing: materialize staging/contacts for 2026-11-09 first" in str(
+        failure.event_specific_data
+    )

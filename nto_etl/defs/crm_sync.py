@@ -165,7 +165,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
         warehouse: DuckDBResource,
     ) -> dg.MaterializeResult:
         staged = storage.staging_dir(export.dataset) / f"{export.dataset}_{context.partition_key}.csv"
-        if not staged.exists():
+        if not staged.exists():  # never staged, or removed after NTO_KEEP_FILES_DAYS
             raise dg.Failure(
                 description=f"{staged} is missing: materialize {staged_key(export.dataset).to_user_string()} "
                 f"for {context.partition_key} first"

@@ -55,6 +55,11 @@ def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, storage: PipelineStorage, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         staged = storage.staging_dir(dataset) / f"{dataset}_{context.partition_key}.csv"
+        if not staged.exists():  # never staged, or removed after NTO_KEEP_FILES_DAYS
+            raise dg.Failure(
+                description=f"{staged} is missing: materialize {staged_key(dataset).to_user_string()} "
+                f"for {context.partition_key} first"
+            )
         with warehouse_connection(warehouse) as con:
             rows = load_staged_partition(con, table, model, staged, context.partition_key)
             preview = _preview(con, table)
