@@ -112,7 +112,7 @@ def sync_partition(
             )
         hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key))
     key = definition_key(export.de_key, sha)
-    file_name = f"{export.de_key}_{sha[:16]}.csv"
+    file_name = f"{transfer.file_name_part(export.de_key)}_{sha[:16]}.csv"
 
     task_id = entry.task_id if entry is not None and entry.open else None
     if entry is not None and entry.open and task_id is None:

@@ -30,6 +30,8 @@ from nto_etl.mce.settings import env_flag, env_number
 from nto_etl.secrets import Secret
 
 CHUNK = 4 * 1024 * 1024
+# Characters MCE's Enhanced FTP refuses in a file name (SFTP Accounts in Marketing Cloud Engagement).
+NOT_IN_FILE_NAMES = '\\/:*<>|?"'
 # SFTP request size: larger requests mean fewer round trips through asyncssh's Python code
 # (sshfs defaults to 24-120 KiB); asyncssh servers accept up to 4 MiB.
 SFTP_BLOCK = 1024 * 1024
@@ -222,6 +224,12 @@ def download(fs: AbstractFileSystem, remote_path: str, local_path: Path | str) -
         raise
     part.replace(local)
     return Transferred(str(local), local.stat().st_size, sha256_file(local))
+
+
+def file_name_part(text: str) -> str:
+    """`text` (a DE key, say) made fit for a file name on the Enhanced FTP: each character it
+    refuses, and each control character, becomes `_`."""
+    return "".join("_" if c in NOT_IN_FILE_NAMES or ord(c) < 32 else c for c in text)
 
 
 def _host_name(host: str) -> bool:

@@ -38,8 +38,10 @@ def client(settings: tuple[MceSettings, SftpSettings]) -> MceClient:
 
 
 @pytest.fixture
-def sftp(settings: tuple[MceSettings, SftpSettings]) -> SSHFileSystem:
-    return transfer.open_sftp(settings[1])
+def sftp(settings: tuple[MceSettings, SftpSettings]) -> Iterator[SSHFileSystem]:
+    """A connection closed after the test: the session's local MCE, like MCE, takes ten at a time."""
+    with transfer.sftp_session(settings[1]) as fs:
+        yield fs
 
 
 @pytest.fixture

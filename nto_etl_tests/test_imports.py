@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pytest
 from sshfs import SSHFileSystem
 
+from nto_etl.config import default_config
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceConfigurationError, MceImportError, MceTimeoutError
 from nto_etl.mce_local import LocalMce
-from nto_etl_tests.helpers import all_rows, csv_text, make_de, put_import_file
+from nto_etl.sync import sync_partition
+from nto_etl_tests.helpers import all_rows, csv_text, kept_open, make_de, put_import_file
 
 HEADER = ["SubscriberKey", "Email", "FirstName"]
 SEED = [["A", "a@example.com", "Ann"], ["B", "b@example.com", "Bob"]]
@@ -204,3 +208,26 @@ def test_polls_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
     assert waits[:4] == pytest.approx([0.25, 0.375, 0.5625, 0.84375])
     assert max(waits) == 5 and sum(waits) <= 60
     assert imports.wait_for_import(client, task, timeout=30).status == "Completed"
+
+
+def test_a_de_key_with_characters_the_ftp_refuses_still_imports(
+    client: MceClient, sftp: SSHFileSystem, tmp_path: Path
+) -> None:
+    """The import's file is named after the DE key; MCE's Enhanced FTP refuses : ? and the like
+    in names, so those become _ in the file name (the DE keeps its key)."""
+    export = replace(
+        default_config().export("new_customers"), de_key="NTO:Welcome?EU", de_name="NTO Welcome EU"
+    )
+    staged = tmp_path / "new_customers_2026-11-09.csv"
+    staged.write_text(
+        "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
+        "NTO-EU1,eu1@example.com,Cy,en-GB,Portland Pearl,10.00,11/09/2026 10:00:00,11/09/2026 10:00:00\r\n"
+    )
+    with duckdb.connect() as con:
+        outcome = sync_partition(
+            client, sftp, kept_open(con), export, staged, "2026-11-09", tmp_path / "work"
+        )
+    assert outcome.status == "imported" and outcome.result is not None and outcome.result.errors == 0
+    [uploaded] = [f for f in sftp.ls("/Import", detail=False) if "Welcome" in f]
+    assert uploaded.rsplit("/", 1)[-1].startswith("NTO_Welcome_EU_")
+    assert list(all_rows(client, "NTO:Welcome?EU", ["subscriber_key"])) == ["NTO-EU1"]

@@ -61,6 +61,29 @@ def test_failed_upload_leaves_nothing_behind(sftp: SSHFileSystem, tmp_path: Path
     assert not sftp.exists("/Import/absent.csv.part")
 
 
+@pytest.mark.parametrize(
+    "name", ["a:b.csv", "a?b.csv", 'a"b.csv', "a*b.csv", "a<b>.csv", "a|b.csv", "a\\b.csv"]
+)
+def test_the_enhanced_ftp_refuses_the_characters_mce_refuses_in_names(
+    sftp: SSHFileSystem, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "f.csv").write_bytes(b"x\n")
+    with pytest.raises((OSError, asyncssh.SFTPError), match="file names can't contain"):
+        sftp.put_file(str(tmp_path / "f.csv"), f"/Import/{name}")
+    with pytest.raises((OSError, asyncssh.SFTPError)):  # sshfs words this one its own way
+        sftp.mkdir(f"/Import/{name[:-4]}")
+    assert not sftp.exists(f"/Import/{name[:-4]}")
+    transfer.upload_atomic(sftp, tmp_path / "f.csv", "/Import/fine.csv")
+    with pytest.raises((OSError, asyncssh.SFTPError), match="file names can't contain"):
+        sftp.mv("/Import/fine.csv", f"/Import/{name}")
+    assert not sftp.exists(f"/Import/{name}")
+
+
+def test_a_file_name_takes_no_character_mce_refuses() -> None:
+    assert transfer.file_name_part('NTO:Contacts/EU?*<>|"\\\t') == "NTO_Contacts_EU________"
+    assert transfer.file_name_part("NTO_Contacts") == "NTO_Contacts"
+
+
 def test_unknown_host_key_is_refused(settings: tuple[MceSettings, SftpSettings], tmp_path: Path) -> None:
     other = tmp_path / "known_hosts"
     key = asyncssh.generate_private_key("ssh-ed25519")

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 FOLDERS = ("Import", "Export", "Reports")
 MAX_CONNECTIONS = 10
+# "The names of files that you transfer to the SFTP server can't contain these characters:
+# \ / : * < > | ? "" (SFTP Accounts in Marketing Cloud Engagement); / separates folders.
+FORBIDDEN_IN_NAMES = frozenset(b'\\:*<>|?"')
 
 
 class _Gate:
@@ -54,6 +57,22 @@ class _FaultySftpServer(asyncssh.SFTPServer):
         self._faults = faults
         self._written = 0
 
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        _check_name(path)
+        return super().open(path, pflags, attrs)
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        _check_name(newpath)
+        super().rename(oldpath, newpath)
+
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        _check_name(newpath)
+        super().posix_rename(oldpath, newpath)
+
+    def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        _check_name(path)
+        super().mkdir(path, attrs)
+
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
         f = self._faults
         self._written += len(data)
@@ -63,6 +82,14 @@ class _FaultySftpServer(asyncssh.SFTPServer):
             self.connection.abort()
             raise asyncssh.SFTPConnectionLost("injected: connection dropped mid-upload")
         return super().write(file_obj, offset, data)  # type: ignore[return-value]
+
+
+def _check_name(path: bytes) -> None:
+    name = path.rsplit(b"/", 1)[-1]
+    if FORBIDDEN_IN_NAMES.intersection(name):
+        raise asyncssh.SFTPInvalidFilename(
+            f"file names can't contain \\ / : * < > | ? \": {name.decode('utf-8', 'replace')}"
+        )
 
 
 class _EnhancedFtpServer(asyncssh.SSHServer):
