@@ -84,3 +84,18 @@ def test_loading_a_day_whose_staged_file_is_gone_says_to_stage_it_again(tmp_path
     assert "contacts_2026-11-09.csv is missing: materialize staging/contacts for 2026-11-09 first" in str(
         failure.event_specific_data
     )
+
+
+def test_a_bad_kept_days_setting_stops_staging_before_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = PipelineStorage(crm_drop_url=str(SAMPLE), work_dir=str(tmp_path / "work"))
+    monkeypatch.setenv("NTO_KEEP_FILES_DAYS", "a month")
+    wanted = {export_key("contacts"), staged_key("contacts")}
+    assets = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted]
+    result = dg.materialize(
+        assets, partition_key="2026-11-01", resources={"storage": storage}, raise_on_error=False
+    )
+    [failure] = result.get_step_failure_events()
+    assert "NTO_KEEP_FILES_DAYS must be a number" in str(failure.event_specific_data)
+    assert not storage.staging_dir("contacts").exists() or not any(storage.staging_dir("contacts").iterdir())

@@ -95,13 +95,14 @@ def staged_asset(
     )
     def _staged(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
         url = locate(storage, context.partition_key)
+        keep = keep_days()  # a bad setting stops the step before any work
         try:
             result = stage_export(
                 url, model, storage.staging_dir(dataset), name=f"{dataset}_{context.partition_key}"
             )
         except ExportFileError as exc:
             raise dg.Failure(description=str(exc), metadata={"file": shown_url(url)}) from None
-        old = remove_old_files(storage.staging_dir(dataset), keep_days())
+        old = remove_old_files(storage.staging_dir(dataset), keep)
         share = result.reject_share
         return dg.MaterializeResult(
             metadata={
@@ -164,6 +165,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
         storage: PipelineStorage,
         warehouse: DuckDBResource,
     ) -> dg.MaterializeResult:
+        keep = keep_days()  # a bad setting stops the step before any work
         staged = storage.staging_dir(export.dataset) / f"{export.dataset}_{context.partition_key}.csv"
         if not staged.exists():  # never staged, or removed after NTO_KEEP_FILES_DAYS
             raise dg.Failure(
@@ -204,7 +206,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
             "imported": "imported",
         }[outcome.status]
         context.log.info(f"{export.de_key}: {message}")
-        old = remove_old_files(Path(storage.upload_dir(export.dataset)), keep_days())
+        old = remove_old_files(Path(storage.upload_dir(export.dataset)), keep)
         result = outcome.result
         metadata: dict[str, object] = {
             "outcome": message,
