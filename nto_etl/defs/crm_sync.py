@@ -37,6 +37,17 @@ def de_key(dataset: str) -> dg.AssetKey:
     return dg.AssetKey(["mce", f"{dataset}_de"])
 
 
+def staged_file(storage: PipelineStorage, dataset: str, partition: str) -> Path:
+    """The day's staged file, for the steps that read it; when it is not there (never staged, or
+    removed after NTO_KEEP_FILES_DAYS), a failure that says which asset to materialize."""
+    staged = storage.staging_dir(dataset) / f"{dataset}_{partition}.csv"
+    if not staged.exists():
+        raise dg.Failure(
+            description=f"{staged} is missing: materialize {staged_key(dataset).to_user_string()} for {partition} first"
+        )
+    return staged
+
+
 def _failures_table(result: StageResult) -> dg.MetadataValue:
     lines = ["| column: check | rows |", "| --- | --- |"]
     lines += [f"| {name} | {count} |" for name, count in list(result.failures.items())[:20]]
@@ -166,12 +177,7 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
         warehouse: DuckDBResource,
     ) -> dg.MaterializeResult:
         keep = keep_days()  # a bad setting stops the step before any work
-        staged = storage.staging_dir(export.dataset) / f"{export.dataset}_{context.partition_key}.csv"
-        if not staged.exists():  # never staged, or removed after NTO_KEEP_FILES_DAYS
-            raise dg.Failure(
-                description=f"{staged} is missing: materialize {staged_key(export.dataset).to_user_string()} "
-                f"for {context.partition_key} first"
-            )
+        staged = staged_file(storage, export.dataset, context.partition_key)
         with mce_failures(), mce.sftp() as fs:
             client = mce.client()
             try:

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from nto_etl.config import default_config
-from nto_etl.defs.crm_sync import de_key, staged_key
+from nto_etl.defs.crm_sync import de_key, staged_file, staged_key
 from nto_etl.defs.partitions import daily, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.mce import data_extensions as dex
@@ -54,12 +54,7 @@ def load_asset(dataset: str, table: str) -> dg.AssetsDefinition:
     def _load(
         context: dg.AssetExecutionContext, storage: PipelineStorage, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        staged = storage.staging_dir(dataset) / f"{dataset}_{context.partition_key}.csv"
-        if not staged.exists():  # never staged, or removed after NTO_KEEP_FILES_DAYS
-            raise dg.Failure(
-                description=f"{staged} is missing: materialize {staged_key(dataset).to_user_string()} "
-                f"for {context.partition_key} first"
-            )
+        staged = staged_file(storage, dataset, context.partition_key)
         with warehouse_connection(warehouse) as con:
             rows = load_staged_partition(con, table, model, staged, context.partition_key)
             preview = _preview(con, table)
