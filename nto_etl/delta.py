@@ -169,8 +169,10 @@ def record_delta(con: duckdb.DuckDBPyConnection, de_key: str, content_sha256: st
     con.execute(
         f"DELETE FROM row_hashes WHERE de_key = $de AND row_key IN (SELECT row_key FROM ({held}))", params
     )
-    con.execute(f"INSERT INTO row_hashes SELECT $de, row_key, row_hash, modified_at FROM ({held})", params)
-    recorded = scalar(con, f"SELECT count(*) FROM ({held})", params)
+    inserted = con.execute(
+        f"INSERT INTO row_hashes SELECT $de, row_key, row_hash, modified_at FROM ({held})", params
+    )
+    recorded = int(inserted.fetchall()[0][0])  # DuckDB answers an INSERT with its row count
     drop_delta(con, de_key, content_sha256)
     return recorded
 

@@ -11,6 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from nto_etl import transfer
+from nto_etl.connections import local_settings
 from nto_etl.contracts import Contact
 from nto_etl.de_specs import de_spec
 from nto_etl.mce import activities as act
@@ -217,3 +219,41 @@ def test_mce_rows_are_saved_page_by_page_then_swapped_in_whole(tmp_path: Path) -
         ]
         assert crm_updates.save_mce_rows([], tmp_path / "none.parquet") == 0  # an empty DE: an empty table
         assert crm_updates.replace_mce_rows(con, tmp_path / "none.parquet") == 0
+
+
+def test_the_update_file_reaches_an_sftp_inbound_whole_in_its_order(
+    local_mce: LocalMce, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NTO_CRM_INBOUND_URL may be an SFTP location: the file is written locally, then uploaded
+    as .part and renamed (transfer.upload_atomic), replacing the day before's."""
+    info = local_mce.info
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_bytes(Path(info.sftp_known_hosts).read_bytes())
+    monkeypatch.setenv("HOME", str(home))  # the URL's connection checks the host key there
+    password = local_mce.credentials.sftp_password
+    url = (
+        f"sftp://{info.sftp_username}:{password}@{info.sftp_host}:{info.sftp_port}/Import/inbound/updates.csv"
+    )
+    with duckdb.connect() as con:
+        prepare(con)
+        con.execute(
+            "INSERT INTO tracking_events BY NAME SELECT * FROM (VALUES "
+            "(1, 'K2', 'Sent', TIMESTAMP '2026-11-01 10:00', '2026-11-01'), "
+            "(1, 'K1', 'Sent', TIMESTAMP '2026-11-01 10:00', '2026-11-01'), "
+            "(1, 'K1', 'Unsubscribe', TIMESTAMP '2026-11-01 12:00', '2026-11-01')"
+            ") AS t(send_id, subscriber_key, event_type, event_date, _partition)"
+        )
+        first = crm_updates.write_updates(con, url)
+        con.execute("DELETE FROM tracking_events WHERE subscriber_key = 'K2'")
+        second = crm_updates.write_updates(con, url)
+    assert first.rows == {"engagement_score": 2, "unsubscribe": 1}
+    assert second.rows == {"engagement_score": 1, "unsubscribe": 1}
+    with transfer.sftp_session(local_settings(info)[1]) as fs:
+        sent = fs.cat_file("/Import/inbound/updates.csv")
+        assert fs.ls("/Import/inbound", detail=False) == ["/Import/inbound/updates.csv"]  # no .part left
+    cells = pd.read_csv(io.BytesIO(sent), dtype=str, keep_default_na=False)
+    assert list(zip(cells.update_type, cells.subscriber_key, strict=True)) == [
+        ("engagement_score", "K1"),
+        ("unsubscribe", "K1"),
+    ]

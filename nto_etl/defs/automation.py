@@ -107,8 +107,9 @@ def hourly_event_reminder_schedule(
     files = [f for f in list_dated_files(folder) if f.prefix == export.file_prefix and f.date == day]
     if not files:
         return dg.SkipReason(f"no event_registrations export for {day} yet in {shown_url(folder)}")
-    if not new_or_changed(files, {}, settled_before=time.time() - _settle_seconds())[0]:
-        return dg.SkipReason(f"{files[0].path} was modified in the last {_settle_seconds():g} s: next hour")
+    settle = _settle_seconds()
+    if files[0].mtime > time.time() - settle:
+        return dg.SkipReason(f"{files[0].path} was modified in the last {settle:g} s: next hour")
     return dg.RunRequest(run_key=f"events-{when:%Y-%m-%dT%H}", partition_key=day)
 
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from nto_etl import transfer
 from nto_etl.csv_writer import write_csv
 from nto_etl.mce.rules import DATE_FORMATS
 from nto_etl.sql import ident, literal, scalar, transaction
@@ -39,6 +40,7 @@ from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER_OR_PHONE = r"[+-][0-9 ()./-]*"  # digits and the separators of phone numbers only
+FILE_ORDER = "update_type, subscriber_key, field"
 SCORE = "CAST(engagement_score AS DECIMAL(4, 1)) AS engagement_score"  # 0.0 to 100.0, as in new_value
 # What `mce_contact_rows` keeps of each contact in MCE: the details compared, and the version.
 MCE_ROW_COLUMNS = ["subscriber_key", "email", "first_name", "last_name", "phone", "modified_at"]
@@ -110,7 +112,6 @@ FROM (SELECT * FROM unsubscribes UNION ALL SELECT * FROM bounces UNION ALL SELEC
       UNION ALL SELECT * FROM scores) u
 LEFT JOIN contacts_latest c USING (subscriber_key)
 LEFT JOIN email_engagement e USING (subscriber_key)
-ORDER BY u.update_type, u.subscriber_key, u.field
 """
 
 
@@ -181,7 +182,7 @@ def write_updates(con: duckdb.DuckDBPyConnection, url: str, **storage_options: A
     cells = ", ".join(
         SCORE if c == "engagement_score" else f"{neutralised(ident(c))} AS {ident(c)}" for c in COLUMNS
     )
-    _write_atomically(con, f"SELECT {cells} FROM __updates", url, storage_options)
+    _write_atomically(con, f"SELECT {cells} FROM __updates ORDER BY {FILE_ORDER}", url, storage_options)
     kinds = con.execute("SELECT update_type, count(*) FROM __updates GROUP BY ALL").fetchall()
     counts = {str(kind): int(n) for kind, n in kinds}
     held_back = scalar(con, "SELECT count(*) FROM __contact_differences WHERE NOT same_version")
@@ -207,5 +208,4 @@ def _write_atomically(
     with tempfile.TemporaryDirectory(prefix="nto-updates-") as tmp:
         local = Path(tmp) / "updates.csv"
         write_csv(con, query, local, eol="\r\n")
-        fs.put_file(str(local), path + ".part")
-    fs.mv(path + ".part", path)
+        transfer.upload_atomic(fs, local, path)
