@@ -235,6 +235,41 @@ def test_the_hourly_reminders_wait_for_the_days_export(
     assert isinstance(at(15), dg.SkipReason)
 
 
+def test_the_hourly_reminders_read_the_drop_the_definitions_configure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the code server evaluates a tick for the daemon: the storage resource comes from the
+    definitions, and with it the drop named by NTO_CRM_DROP_URL, read when the tick runs."""
+    drop = tmp_path / "crm" / "event_registrations"
+    drop.mkdir(parents=True)
+    monkeypatch.setenv("NTO_CRM_DROP_URL", str(tmp_path / "crm"))
+    definitions = defs()
+    repository = definitions.get_repository_def()
+    schedule = definitions.resolve_schedule_def("hourly_event_reminder_schedule")
+    resources = {
+        k: v for k, v in repository.get_top_level_resources().items() if k in schedule.required_resource_keys
+    }
+
+    def tick(day: int) -> dg.ScheduleExecutionData:
+        return schedule.evaluate_tick(
+            dg.build_schedule_context(
+                scheduled_execution_time=datetime(2026, 11, day, 9, tzinfo=UTC),
+                repository_def=repository,
+                resources=resources,
+            )
+        )
+
+    export = drop / "event_registrations_2026-11-02.csv"
+    shutil.copy(SAMPLE / "crm" / "event_registrations" / export.name, export)
+    settled(export)
+    assert [(r.partition_key, r.run_key) for r in tick(2).run_requests or []] == [
+        ("2026-11-02", "events-2026-11-02T09")
+    ]
+    skipped = tick(3)
+    assert not skipped.run_requests
+    assert f"no event_registrations export for 2026-11-03 yet in {drop}" == skipped.skip_message
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -234,13 +235,22 @@ def fingerprint(p: Pipeline) -> dict[str, int]:
 
 def test_a_backfill_over_days_already_done_changes_nothing(pipeline: Pipeline) -> None:
     before, imports, creates = fingerprint(pipeline), pipeline.imports_started(), pipeline.calls("Create")
+    uploads = pipeline.resources["storage"].upload_dir("contacts")
+    old, recent = uploads / "contacts_2026-09-01.delta.csv", uploads / "contacts_2026-10-31.delta.csv"
+    for path, days in ((old, 31), (recent, 29)):
+        path.write_text("subscriber_key\nK1\n")
+        os.utime(path, (time.time() - days * 86400,) * 2)
+    removed = []
     for day in DAYS:
         result = pipeline.run(CRM | TRACKING, day)
         assert result.success
-        outcomes = [
-            m.metadata["outcome"].value for m in result.asset_materializations_for_node("mce__contacts_de")
-        ]
-        assert outcomes == ["nothing changed since the last successful import: no import"]
+        [synced] = result.asset_materializations_for_node("mce__contacts_de")
+        assert (
+            synced.metadata["outcome"].value == "nothing changed since the last successful import: no import"
+        )
+        removed.append(synced.metadata["old_files_removed"].value)
+    assert removed == [1, 0, 0]  # the sync's delta files older than NTO_KEEP_FILES_DAYS (30) go
+    assert not old.exists() and recent.exists()
     assert pipeline.run(LATER).success
     assert fingerprint(pipeline) == before
     assert pipeline.imports_started() == imports  # no second import of anything
