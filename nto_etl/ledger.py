@@ -1,9 +1,13 @@
 """The import ledger: every import into MCE, keyed on (data extension, content hash) and on the task id.
 
-It is what makes "never import the same content twice" hold: an entry is written
-*before* the import starts (starting), updated with MCE's task id as soon as MCE
-returns it (started), and closed with MCE's counts (Completed / Error). A run that
-crashed in between finds the entry and finishes it instead of importing again.
+It is what makes "never import the same content twice" hold. A run claims the content's
+import (claimed) before it uploads, marks it starting just before MCE is asked, records
+MCE's task id as soon as MCE returns it (started), and closes it with MCE's counts
+(Completed / Error). A run that finds another's entry follows that import instead of
+starting its own, and a run that crashed in between is followed the same way.
+
+A claim is a compare-and-set on the entry as the run last read it (its status and
+`started_at`): two runs that read the same entry cannot both claim it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ CREATE TABLE IF NOT EXISTS import_ledger (
     PRIMARY KEY (de_key, content_sha256)
 )
 """
-OPEN_STATUSES = ("starting", "started")
+OPEN_STATUSES = ("claimed", "starting", "started")
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class ImportLedger:
         ).fetchone()
         return LedgerEntry(*row) if row else None
 
-    def begin(
+    def claim(
         self,
         de_key: str,
         content_sha256: str,
@@ -80,12 +84,49 @@ class ImportLedger:
         definition_key: str,
         file_name: str,
         row_count: int,
-    ) -> None:
-        """Record the intent to import, before MCE is asked to (replacing a failed attempt)."""
+        seen: LedgerEntry | None,
+    ) -> datetime | None:
+        """Claim the content's import for the calling run, if the entry is still `seen` (as the
+        run read it; None: there was none). Returns the claim's time, which `confirm` takes;
+        None when another run changed the entry first."""
+        now = _now()
+        values = [partition_key, definition_key, file_name, row_count, now]
+        try:
+            if seen is None:
+                self.con.execute(
+                    "INSERT INTO import_ledger (partition_key, definition_key, file_name, row_count, started_at, "
+                    "de_key, content_sha256, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'claimed')",
+                    [*values, de_key, content_sha256],
+                )
+                return now
+            changed = self.con.execute(
+                "UPDATE import_ledger SET partition_key = ?, definition_key = ?, file_name = ?, row_count = ?, "
+                "started_at = ?, status = 'claimed', task_id = NULL, total_rows = NULL, successful = NULL, "
+                "errors = NULL, duplicates = NULL, message = NULL, finished_at = NULL "
+                "WHERE de_key = ? AND content_sha256 = ? AND status = ? AND started_at = ?",
+                [*values, de_key, content_sha256, seen.status, seen.started_at],
+            ).fetchall()
+        except (duckdb.ConstraintException, duckdb.TransactionException):
+            return None  # another run's entry, written at the same moment
+        return now if changed[0][0] else None
+
+    def confirm(self, de_key: str, content_sha256: str, claimed_at: datetime) -> datetime | None:
+        """The claim made at `claimed_at` becomes `starting`: MCE is asked next. None when the
+        claim is no longer this run's (another run found it silent and took it over)."""
+        now = _now()
+        changed = self.con.execute(
+            "UPDATE import_ledger SET status = 'starting', started_at = ? "
+            "WHERE de_key = ? AND content_sha256 = ? AND status = 'claimed' AND started_at = ?",
+            [now, de_key, content_sha256, claimed_at],
+        ).fetchall()
+        return now if changed[0][0] else None
+
+    def release(self, de_key: str, content_sha256: str, claimed_at: datetime, reason: str) -> None:
+        """Give up a claim before MCE was asked (the upload failed): the next run need not wait."""
         self.con.execute(
-            "INSERT OR REPLACE INTO import_ledger (de_key, content_sha256, partition_key, definition_key, file_name, "
-            "row_count, status, started_at) VALUES (?, ?, ?, ?, ?, ?, 'starting', ?)",
-            [de_key, content_sha256, partition_key, definition_key, file_name, row_count, _now()],
+            "UPDATE import_ledger SET status = 'not_started', message = ? "
+            "WHERE de_key = ? AND content_sha256 = ? AND status = 'claimed' AND started_at = ?",
+            [reason[:500], de_key, content_sha256, claimed_at],
         )
 
     def not_started(self, de_key: str, content_sha256: str, reason: str) -> None:

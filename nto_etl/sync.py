@@ -1,12 +1,15 @@
 """One staged partition into its data extension: exactly once, nothing erased, every count reported.
 
-    ensure the DE -> delta of changed rows (their hashes held) -> ledger check -> atomic
+    ensure the DE -> delta of changed rows (their hashes held) -> ledger claim -> atomic
     upload to /Import -> import definition -> ledger "starting" -> Perform start -> ledger
     "started" (task id) -> wait for ImportResultsSummary -> ledger closed + held hashes
     recorded (one transaction)
 
-A run that died after "starting" looks the task up by its import definition (one per
-content hash) before it would start another import, so a crash never imports twice.
+The claim is taken in the same warehouse session as the ledger's look-up, so of two runs
+syncing the same content (a sensor's run and the nightly schedule's, say) only one imports;
+the other follows that import and records the same result. A run that died after
+"starting" is found the same way: its task is looked up by its import definition (one per
+content hash) before another import would start, so a crash never imports twice.
 
 The warehouse (ledger, row hashes) is a single-writer DuckDB file: the sync opens it for
 each of those steps and never while it uploads or waits for MCE, which can take minutes, so
@@ -31,7 +34,7 @@ from nto_etl.config import CrmExportConfig
 from nto_etl.contracts import dataset_info
 from nto_etl.de_specs import de_spec
 from nto_etl.delta import drop_delta, hold_delta, prepare_delta, record_delta
-from nto_etl.ledger import ImportLedger
+from nto_etl.ledger import ImportLedger, LedgerEntry
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceError
@@ -40,6 +43,10 @@ from nto_etl.sql import transaction
 
 log = logging.getLogger(__name__)
 IMPORT_FOLDER = "/Import"
+# How long a claim may go without reaching "starting" (the upload and the import definition)
+# before another run takes the import over; a run that failed releases its claim at once.
+CLAIM_LEASE_SECONDS = 900.0
+POLL_SECONDS = 0.5
 # Opens the warehouse for one step and closes it after (dagster-duckdb's get_connection, say).
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -85,6 +92,7 @@ def sync_partition(
     timeout: float = 3600.0,
     after_start: Callable[[str], None] | None = None,
     in_flight_grace: float | None = None,
+    claim_lease: float = CLAIM_LEASE_SECONDS,
 ) -> SyncOutcome:
     spec = de_spec(export.model, export.de_key, export.de_name)
     schema = ensure_data_extension(client, spec)
@@ -103,6 +111,8 @@ def sync_partition(
         if delta.rows == 0:
             return SyncOutcome(export.de_key, "unchanged", schema, rows_staged, 0, 0)
         sha = transfer.sha256_file(delta.path)
+        key = definition_key(export.de_key, sha)
+        file_name = f"{transfer.file_name_part(export.de_key)}_{sha[:16]}.csv"
         ledger = ImportLedger(con)
         entry = ledger.find(export.de_key, sha)
         if entry is not None and entry.status == "Completed":
@@ -110,35 +120,46 @@ def sync_partition(
             return SyncOutcome(
                 export.de_key, "already_imported", schema, rows_staged, 0, 0, sha, entry.task_id
             )
-        hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key))
-    key = definition_key(export.de_key, sha)
-    file_name = f"{transfer.file_name_part(export.de_key)}_{sha[:16]}.csv"
 
-    task_id = entry.task_id if entry is not None and entry.open else None
-    if entry is not None and entry.open and task_id is None:
-        # Died between Perform and recording its task id. The Perform may still be in flight (a
-        # timed-out request is not a cancelled one): look for its task until it can no longer appear.
-        grace = in_flight_grace if in_flight_grace is not None else 2 * client.soap.settings.operation_timeout
-        task_id = find_started_task(client, key)
-        while task_id is None and (_utcnow() - entry.started_at).total_seconds() < grace:
-            time.sleep(0.5)
-            task_id = find_started_task(client, key)
-    status = "recovered" if task_id else "imported"
+        def claim(ledger: ImportLedger, seen: LedgerEntry | None) -> datetime | None:
+            return ledger.claim(export.de_key, sha, partition_key, key, file_name, delta.rows, seen)
+
+        claimed_at = claim(ledger, entry) if entry is None or not entry.open else None
+        hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key))
+
+    # Died between Perform and recording its task id, the Perform may still be in flight (a
+    # timed-out request is not a cancelled one): its task is looked for until it can no longer appear.
+    grace = in_flight_grace if in_flight_grace is not None else 2 * client.soap.settings.operation_timeout
+    task_id: str | None = None
     uploaded = 0
-    if task_id is None:
-        sent = transfer.upload_atomic(fs, delta.path, f"{IMPORT_FOLDER}/{file_name}")
-        uploaded = sent.size
-        spec_import = imports.ImportSpec(
-            customer_key=key,
-            destination_key=export.de_key,
-            file_spec=file_name,
-            name=f"{export.de_name} {sha[:8]}",
-            update_type=export.update_type,
-            allow_overwrite=export.allow_overwrite,
-        )
-        imports.ensure_import_definition(client, spec_import)
+    started_here = False
+    while task_id is None:
+        if claimed_at is None:
+            task_id, claimed_at = _follow(
+                client, warehouse, export.de_key, sha, key, claim, grace, claim_lease
+            )
+            continue
+        try:
+            uploaded = transfer.upload_atomic(fs, delta.path, f"{IMPORT_FOLDER}/{file_name}").size
+            imports.ensure_import_definition(
+                client,
+                imports.ImportSpec(
+                    customer_key=key,
+                    destination_key=export.de_key,
+                    file_spec=file_name,
+                    name=f"{export.de_name} {sha[:8]}",
+                    update_type=export.update_type,
+                    allow_overwrite=export.allow_overwrite,
+                ),
+            )
+        except BaseException as exc:
+            _release(warehouse, export.de_key, sha, claimed_at, f"{type(exc).__name__}: {exc}")
+            raise
         with warehouse() as con:
-            ImportLedger(con).begin(export.de_key, sha, partition_key, key, file_name, delta.rows)
+            claimed_at = ImportLedger(con).confirm(export.de_key, sha, claimed_at)
+        if claimed_at is None:
+            log.warning("another run took over the import into %s; following it", export.de_key)
+            continue
         try:
             task_id = imports.start_import(client, key)
         except MceError as exc:
@@ -146,11 +167,12 @@ def sync_partition(
                 with warehouse() as con:
                     ImportLedger(con).not_started(export.de_key, sha, str(exc))
             raise
+        started_here = True
         with warehouse() as con:
             ImportLedger(con).started(export.de_key, sha, task_id)
         log.info("import of %s rows into %s started as task %s", delta.rows, export.de_key, task_id)
-    else:
-        log.info("resuming import task %s into %s instead of starting another", task_id, export.de_key)
+    if not started_here:
+        log.info("following import task %s into %s instead of starting another", task_id, export.de_key)
     if after_start is not None:
         after_start(task_id)
     result = imports.wait_for_import(client, task_id, timeout=timeout)
@@ -162,7 +184,53 @@ def sync_partition(
         else:
             drop_delta(con, export.de_key, sha)
     imports.check_import(result, allow_errors=True)
+    status = "imported" if started_here else "recovered"
     return SyncOutcome(export.de_key, status, schema, rows_staged, delta.rows, uploaded, sha, task_id, result)
+
+
+def _follow(
+    client: MceClient,
+    warehouse: Connect,
+    de_key: str,
+    sha: str,
+    key: str,
+    claim: Callable[[ImportLedger, LedgerEntry | None], datetime | None],
+    grace: float,
+    lease: float,
+) -> tuple[str | None, datetime | None]:
+    """Another run holds the content's import, or held it and died: its task, once the ledger
+    or MCE shows it, or this run's claim, once that run is silent for longer than it may be
+    (`lease` while it uploads, `grace` once its Perform may be in flight) or gave up."""
+    while True:
+        with warehouse() as con:
+            entry = ImportLedger(con).find(de_key, sha)
+        if entry is not None and entry.task_id and entry.status != "Error":
+            return entry.task_id, None  # started, or Completed while this run looked
+        if entry is not None and entry.status == "starting" and (task := find_started_task(client, key)):
+            return task, None
+        silent = (
+            entry is None
+            or not entry.open
+            or (_utcnow() - entry.started_at).total_seconds()
+            >= (lease if entry.status == "claimed" else grace)
+        )
+        if silent:
+            with warehouse() as con:
+                claimed_at = claim(ImportLedger(con), entry)
+            if claimed_at is not None:
+                return None, claimed_at
+            continue
+        time.sleep(POLL_SECONDS)
+
+
+def _release(warehouse: Connect, de_key: str, sha: str, claimed_at: datetime, reason: str) -> None:
+    """Release a claim whose upload failed, so the next run starts at once; if the warehouse
+    cannot be reached now, the claim lapses after its lease instead."""
+    try:
+        with warehouse() as con:
+            ImportLedger(con).release(de_key, sha, claimed_at, reason)
+    except Exception:  # the upload's own error is the one to raise
+        log.warning("could not release the claim on the import into %s; it lapses after its lease", de_key)
 
 
 def _utcnow() -> datetime:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -29,7 +32,7 @@ from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
 from nto_etl.mce_local.faults import InjectedFault
-from nto_etl.sync import sync_partition
+from nto_etl.sync import Connect, SyncOutcome, sync_partition
 from nto_etl_tests.helpers import kept_open
 
 REPO = Path(__file__).resolve().parents[1]
@@ -318,6 +321,159 @@ def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
         pipeline.client.simple_filter("subscriber_key", "equals", "NTO-CRASH3"),
     )
     assert sum(len(r) for r in rows) == 1
+
+
+NEW_CUSTOMERS_HEADER = (
+    "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
+)
+
+
+def new_customers_file(path: Path, *keys: str) -> Path:
+    path.write_text(
+        NEW_CUSTOMERS_HEADER
+        + "".join(
+            f"{k},{k.lower()}@example.com,Al,en-US,Portland Pearl,1.00,11/11/2026 10:00:00,11/11/2026 10:00:00\r\n"
+            for k in keys
+        )
+    )
+    return path
+
+
+def one_writer_at_a_time(database: Path) -> Connect:
+    """The warehouse as runs in processes of their own reach it: DuckDB lets one process at a
+    time open the file, so each step's session excludes every other run's."""
+    lock = threading.Lock()
+
+    @contextmanager
+    def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+        with lock, duckdb.connect(str(database), config={"custom_user_agent": "dagster"}) as con:
+            yield con
+
+    return connect
+
+
+def test_two_runs_syncing_the_same_content_import_it_once(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sensor's run and the schedule's, say: both find no ledger entry for the content. Each
+    holds at the upload until the other arrives (or 3 s pass), so without the claim both would
+    upload and import."""
+    export = default_config().export("new_customers")
+    staged = new_customers_file(tmp_path / "new_customers_2026-11-11.csv", "NTO-RACE1", "NTO-RACE2")
+    warehouse = one_writer_at_a_time(pipeline.root / "warehouse.duckdb")
+    both_at_the_upload = threading.Barrier(2, timeout=3)
+    upload, uploads = transfer.upload_atomic, []
+
+    def held_upload(*args: Any) -> transfer.Transferred:
+        uploads.append(args[1])
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_at_the_upload.wait()
+        return upload(*args)
+
+    monkeypatch.setattr(transfer, "upload_atomic", held_upload)
+    imports = pipeline.imports_started()
+    outcomes: list[SyncOutcome] = []
+    errors: list[BaseException] = []
+
+    def run(work: Path) -> None:
+        fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
+        try:
+            outcomes.append(
+                sync_partition(pipeline.client, fs, warehouse, export, staged, "2026-11-11", work)
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    runs = [threading.Thread(target=run, args=(tmp_path / f"run{i}",)) for i in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(uploads) == 1
+    assert pipeline.imports_started() == imports + 1
+    assert sorted(o.status for o in outcomes) == ["imported", "recovered"]
+    assert {o.task_id for o in outcomes} == {outcomes[0].task_id}
+    assert all(o.result is not None and o.result.successful == 2 for o in outcomes)
+    [(status,)] = pipeline.sql("SELECT status FROM import_ledger WHERE partition_key = '2026-11-11'")
+    assert status == "Completed"
+
+
+def test_a_failed_upload_releases_its_claim_and_a_dead_runs_claim_lapses(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nto_etl import sync
+
+    export = default_config().export("new_customers")
+    staged = new_customers_file(tmp_path / "new_customers_2026-11-12.csv", "NTO-CLAIM1")
+    warehouse = one_writer_at_a_time(pipeline.root / "warehouse.duckdb")
+    fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
+    ledger = "SELECT status, message FROM import_ledger WHERE partition_key = '2026-11-12'"
+
+    def broken(*args: Any) -> None:
+        raise OSError("SFTP connection lost")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(transfer, "upload_atomic", broken)
+        with pytest.raises(OSError, match="connection lost"):
+            sync_partition(pipeline.client, fs, warehouse, export, staged, "2026-11-12", tmp_path)
+    assert pipeline.sql(ledger) == [("not_started", "OSError: SFTP connection lost")]
+
+    with monkeypatch.context() as patch:  # a run killed while it uploads cannot release its claim
+        patch.setattr(transfer, "upload_atomic", broken)
+        patch.setattr(sync, "_release", lambda *args: None)
+        with pytest.raises(OSError, match="connection lost"):
+            sync_partition(pipeline.client, fs, warehouse, export, staged, "2026-11-12", tmp_path)
+    assert pipeline.sql(ledger)[0][0] == "claimed"
+    imports = pipeline.imports_started()
+    began = time.monotonic()
+    outcome = sync_partition(
+        pipeline.client, fs, warehouse, export, staged, "2026-11-12", tmp_path, claim_lease=2
+    )
+    assert time.monotonic() - began >= 1  # it waited for the claim to lapse
+    assert outcome.status == "imported" and pipeline.imports_started() == imports + 1
+    assert pipeline.sql(ledger)[0][0] == "Completed"
+
+
+def test_a_run_whose_silent_claim_was_taken_over_follows_the_import_instead(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run's upload outlasts its claim's lease; a second run takes the import over.
+    When the first run's upload ends, it must not start a second import."""
+    export = default_config().export("new_customers")
+    staged = new_customers_file(tmp_path / "new_customers_2026-11-13.csv", "NTO-SLOW1")
+    warehouse = one_writer_at_a_time(pipeline.root / "warehouse.duckdb")
+    upload, uploads, slow = transfer.upload_atomic, [], threading.Event()
+
+    def first_upload_slow(*args: Any) -> transfer.Transferred:
+        uploads.append(args[1])
+        if len(uploads) == 1:
+            assert slow.wait(timeout=60)
+        return upload(*args)
+
+    monkeypatch.setattr(transfer, "upload_atomic", first_upload_slow)
+    imports = pipeline.imports_started()
+    first: list[SyncOutcome] = []
+
+    def slow_run() -> None:
+        fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
+        first.append(
+            sync_partition(pipeline.client, fs, warehouse, export, staged, "2026-11-13", tmp_path / "a")
+        )
+
+    thread = threading.Thread(target=slow_run)
+    thread.start()
+    wait_for(lambda: len(uploads) == 1, "the first run's upload")
+    fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
+    second = sync_partition(
+        pipeline.client, fs, warehouse, export, staged, "2026-11-13", tmp_path / "b", claim_lease=1
+    )
+    slow.set()
+    thread.join(timeout=120)
+    assert second.status == "imported"
+    assert [o.status for o in first] == ["recovered"]
+    assert first[0].task_id == second.task_id
+    assert len(uploads) == 2 and pipeline.imports_started() == imports + 1
 
 
 def write_warehouse_from_another_process(database: Path, table: str) -> subprocess.CompletedProcess[str]:
