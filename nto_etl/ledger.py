@@ -1,9 +1,9 @@
 """The import ledger: every import into MCE, keyed on (data extension, content hash) and on the task id.
 
 It is what makes "never import the same content twice" hold. A run claims the content's
-import (claimed) before it uploads, marks it starting just before MCE is asked, records
-MCE's task id as soon as MCE returns it (started), and closes it with MCE's counts
-(Completed / Error). A run that finds another's entry follows that import instead of
+import (claimed) before it uploads, marks it starting before the upload is put in place
+and MCE is asked, records MCE's task id as soon as MCE returns it (started), and closes it
+with MCE's counts (Completed / Error). A run that finds another's entry follows that import instead of
 starting its own, and a run that crashed in between is followed the same way.
 
 A claim is a compare-and-set on the entry as the run last read it (its status and
@@ -111,8 +111,9 @@ class ImportLedger:
         return now if changed[0][0] else None
 
     def confirm(self, de_key: str, content_sha256: str, claimed_at: datetime) -> datetime | None:
-        """The claim made at `claimed_at` becomes `starting`: MCE is asked next. None when the
-        claim is no longer this run's (another run found it silent and took it over)."""
+        """The claim made at `claimed_at` becomes `starting`: the upload is put in place and MCE
+        asked next. None when the claim is no longer this run's (another run found it silent
+        and took it over)."""
         now = _now()
         changed = self.con.execute(
             "UPDATE import_ledger SET status = 'starting', started_at = ? "
@@ -122,10 +123,11 @@ class ImportLedger:
         return now if changed[0][0] else None
 
     def release(self, de_key: str, content_sha256: str, claimed_at: datetime, reason: str) -> None:
-        """Give up a claim before MCE was asked (the upload failed): the next run need not wait."""
+        """Give up a claim (or its confirmation) before MCE was asked: the upload failed, and
+        the next run need not wait."""
         self.con.execute(
-            "UPDATE import_ledger SET status = 'not_started', message = ? "
-            "WHERE de_key = ? AND content_sha256 = ? AND status = 'claimed' AND started_at = ?",
+            "UPDATE import_ledger SET status = 'not_started', message = ? WHERE de_key = ? "
+            "AND content_sha256 = ? AND status IN ('claimed', 'starting') AND started_at = ?",
             [reason[:500], de_key, content_sha256, claimed_at],
         )
 

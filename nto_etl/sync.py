@@ -1,9 +1,9 @@
 """One staged partition into its data extension: exactly once, nothing erased, every count reported.
 
-    ensure the DE -> delta of changed rows (their hashes held) -> ledger claim -> atomic
-    upload to /Import -> import definition -> ledger "starting" -> Perform start -> ledger
-    "started" (task id) -> wait for ImportResultsSummary -> ledger closed + held hashes
-    recorded (one transaction)
+    ensure the DE -> delta of changed rows (their hashes held) -> ledger claim -> upload
+    to /Import (a .part) -> ledger "starting" -> rename into place -> import definition ->
+    Perform start -> ledger "started" (task id) -> wait for ImportResultsSummary -> ledger
+    closed + held hashes recorded (one transaction)
 
 The claim is taken in the same warehouse session as the ledger's look-up, so of two runs
 syncing the same content (a sensor's run and the nightly schedule's, say) only one imports;
@@ -127,8 +127,8 @@ def sync_partition(
         claimed_at = claim(ledger, entry) if entry is None or not entry.open else None
         hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key))
 
-    # Died between Perform and recording its task id, the Perform may still be in flight (a
-    # timed-out request is not a cancelled one): its task is looked for until it can no longer appear.
+    # A run that died between Perform and recording its task id may have left the Perform in
+    # flight (a timed-out request is not a cancelled one): its task is looked for this long.
     grace = in_flight_grace if in_flight_grace is not None else 2 * client.soap.settings.operation_timeout
     task_id: str | None = None
     uploaded = 0
@@ -139,37 +139,15 @@ def sync_partition(
                 client, warehouse, export.de_key, sha, key, claim, grace, claim_lease
             )
             continue
-        try:
-            uploaded = transfer.upload_atomic(fs, delta.path, f"{IMPORT_FOLDER}/{file_name}").size
-            imports.ensure_import_definition(
-                client,
-                imports.ImportSpec(
-                    customer_key=key,
-                    destination_key=export.de_key,
-                    file_spec=file_name,
-                    name=f"{export.de_name} {sha[:8]}",
-                    update_type=export.update_type,
-                    allow_overwrite=export.allow_overwrite,
-                ),
-            )
-        except BaseException as exc:
-            _release(warehouse, export.de_key, sha, claimed_at, f"{type(exc).__name__}: {exc}")
-            raise
-        with warehouse() as con:
-            claimed_at = ImportLedger(con).confirm(export.de_key, sha, claimed_at)
-        if claimed_at is None:
+        started = _start_import(client, fs, warehouse, export, sha, key, file_name, delta.path, claimed_at)
+        if started is None:
+            # Another run found the claim silent and took the import over; the file it imports
+            # from was left alone. Follow that import.
             log.warning("another run took over the import into %s; following it", export.de_key)
+            claimed_at = None
             continue
-        try:
-            task_id = imports.start_import(client, key)
-        except MceError as exc:
-            if not exc.maybe_processed:
-                with warehouse() as con:
-                    ImportLedger(con).not_started(export.de_key, sha, str(exc))
-            raise
+        task_id, uploaded = started
         started_here = True
-        with warehouse() as con:
-            ImportLedger(con).started(export.de_key, sha, task_id)
         log.info("import of %s rows into %s started as task %s", delta.rows, export.de_key, task_id)
     if not started_here:
         log.info("following import task %s into %s instead of starting another", task_id, export.de_key)
@@ -186,6 +164,60 @@ def sync_partition(
     imports.check_import(result, allow_errors=True)
     status = "imported" if started_here else "recovered"
     return SyncOutcome(export.de_key, status, schema, rows_staged, delta.rows, uploaded, sha, task_id, result)
+
+
+def _start_import(
+    client: MceClient,
+    fs: AbstractFileSystem,
+    warehouse: Connect,
+    export: CrmExportConfig,
+    sha: str,
+    key: str,
+    file_name: str,
+    delta_path: Path,
+    claimed_at: datetime,
+) -> tuple[str, int] | None:
+    """Upload, confirm the claim just before the file lands (`starting`), Perform and record the
+    task id: (task id, bytes uploaded); None when the claim was taken over meanwhile."""
+    confirmed: datetime | None = None
+
+    def still_ours() -> bool:
+        nonlocal confirmed
+        with warehouse() as con:
+            confirmed = ImportLedger(con).confirm(export.de_key, sha, claimed_at)
+        return confirmed is not None
+
+    try:
+        sent = transfer.upload_atomic(
+            fs, delta_path, f"{IMPORT_FOLDER}/{file_name}", before_rename=still_ours
+        )
+    except transfer.UploadWithdrawn:
+        return None
+    except BaseException as exc:
+        held = confirmed or claimed_at  # confirmed, if the rename itself failed
+        _release(warehouse, export.de_key, sha, held, f"{type(exc).__name__}: {exc}")
+        raise
+    try:
+        imports.ensure_import_definition(
+            client,
+            imports.ImportSpec(
+                customer_key=key,
+                destination_key=export.de_key,
+                file_spec=file_name,
+                name=f"{export.de_name} {sha[:8]}",
+                update_type=export.update_type,
+                allow_overwrite=export.allow_overwrite,
+            ),
+        )
+        task_id = imports.start_import(client, key)
+    except MceError as exc:
+        if not exc.maybe_processed:
+            with warehouse() as con:
+                ImportLedger(con).not_started(export.de_key, sha, str(exc))
+        raise
+    with warehouse() as con:
+        ImportLedger(con).started(export.de_key, sha, task_id)
+    return task_id, sent.size
 
 
 def _follow(

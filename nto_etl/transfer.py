@@ -1,6 +1,6 @@
 """Files to and from the MCE Enhanced FTP (SFTP, via fsspec's sshfs) and other fsspec locations.
 
-Uploads are atomic: written as `name.part`, then renamed, so an import never reads a
+Uploads are atomic: written as a `.part`, then renamed, so an import never reads a
 half-written file. Every upload and download reports the SHA-256 of the bytes moved.
 Host keys are checked unless explicitly switched off.
 """
@@ -11,7 +11,7 @@ import hashlib
 import ipaddress
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -174,29 +174,49 @@ def sha256_file(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def upload_atomic(fs: AbstractFileSystem, local_path: Path | str, remote_path: str) -> Transferred:
-    """Upload a local file as `remote_path.part`, then rename it into place.
+class UploadWithdrawn(Exception):
+    """`upload_atomic`'s `before_rename` said no: the file was not put in place."""
 
+
+def upload_atomic(
+    fs: AbstractFileSystem,
+    local_path: Path | str,
+    remote_path: str,
+    *,
+    before_rename: Callable[[], bool] | None = None,
+) -> Transferred:
+    """Upload a local file as a `.part` beside `remote_path`, then rename it into place.
+
+    The part's name is this upload's own, so two uploads to one name never write one part.
+    `before_rename`, when given, decides once the bytes are there whether they may land: if
+    it says no, the part is removed and UploadWithdrawn raised, and `remote_path` is untouched.
     `put_file` lets sshfs use asyncssh's pipelined SFTP transfer (many requests in flight),
     several times faster than writing through a file object over a high-latency link.
     """
-    part = remote_path + ".part"
+    part = f"{remote_path}.{os.urandom(4).hex()}.part"
     size = Path(local_path).stat().st_size
     try:
         if (settings := _openssh_settings(fs, size)) is not None:
             with ThreadPoolExecutor(1) as pool:  # hash while OpenSSH sends (hashlib releases the GIL)
                 digest_future = pool.submit(sha256_file, local_path)
-                openssh.run_batch(
-                    settings,
-                    [
-                        f"put {openssh.quote(str(local_path))} {openssh.quote(part)}",
-                        f"-rm {openssh.quote(remote_path)}",  # '-': no error when there is none
-                        f"rename {openssh.quote(part)} {openssh.quote(remote_path)}",
-                    ],
-                )
-                return Transferred(remote_path, size, digest_future.result())
-        digest = sha256_file(local_path)
-        fs.put_file(str(local_path), part, block_size=SFTP_BLOCK)
+                put = f"put {openssh.quote(str(local_path))} {openssh.quote(part)}"
+                if before_rename is None:  # one session does it all
+                    openssh.run_batch(
+                        settings,
+                        [
+                            put,
+                            f"-rm {openssh.quote(remote_path)}",  # '-': no error when there is none
+                            f"rename {openssh.quote(part)} {openssh.quote(remote_path)}",
+                        ],
+                    )
+                    return Transferred(remote_path, size, digest_future.result())
+                openssh.run_batch(settings, [put])
+                digest = digest_future.result()
+        else:
+            digest = sha256_file(local_path)
+            fs.put_file(str(local_path), part, block_size=SFTP_BLOCK)
+        if before_rename is not None and not before_rename():
+            raise UploadWithdrawn(f"{remote_path}: not put in place")
         if fs.exists(remote_path):
             fs.rm(remote_path)
         fs.mv(part, remote_path)

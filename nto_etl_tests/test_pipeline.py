@@ -364,11 +364,11 @@ def test_two_runs_syncing_the_same_content_import_it_once(
     both_at_the_upload = threading.Barrier(2, timeout=3)
     upload, uploads = transfer.upload_atomic, []
 
-    def held_upload(*args: Any) -> transfer.Transferred:
+    def held_upload(*args: Any, **kwargs: Any) -> transfer.Transferred:
         uploads.append(args[1])
         with contextlib.suppress(threading.BrokenBarrierError):
             both_at_the_upload.wait()
-        return upload(*args)
+        return upload(*args, **kwargs)
 
     monkeypatch.setattr(transfer, "upload_atomic", held_upload)
     imports = pipeline.imports_started()
@@ -410,7 +410,7 @@ def test_a_failed_upload_releases_its_claim_and_a_dead_runs_claim_lapses(
     fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
     ledger = "SELECT status, message FROM import_ledger WHERE partition_key = '2026-11-12'"
 
-    def broken(*args: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("SFTP connection lost")
 
     with monkeypatch.context() as patch:
@@ -439,17 +439,26 @@ def test_a_run_whose_silent_claim_was_taken_over_follows_the_import_instead(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first run's upload outlasts its claim's lease; a second run takes the import over.
-    When the first run's upload ends, it must not start a second import."""
+    When the first run's upload ends, it must neither start a second import nor put its file
+    in place of the one the second run's import reads."""
     export = default_config().export("new_customers")
     staged = new_customers_file(tmp_path / "new_customers_2026-11-13.csv", "NTO-SLOW1")
     warehouse = one_writer_at_a_time(pipeline.root / "warehouse.duckdb")
     upload, uploads, slow = transfer.upload_atomic, [], threading.Event()
+    landed: list[str] = []
+    withdrawn: list[Path] = []
 
-    def first_upload_slow(*args: Any) -> transfer.Transferred:
+    def first_upload_slow(*args: Any, **kwargs: Any) -> transfer.Transferred:
         uploads.append(args[1])
         if len(uploads) == 1:
             assert slow.wait(timeout=60)
-        return upload(*args)
+        try:
+            sent = upload(*args, **kwargs)
+        except transfer.UploadWithdrawn:
+            withdrawn.append(args[1])
+            raise
+        landed.append(sent.path)
+        return sent
 
     monkeypatch.setattr(transfer, "upload_atomic", first_upload_slow)
     imports = pipeline.imports_started()
@@ -474,6 +483,9 @@ def test_a_run_whose_silent_claim_was_taken_over_follows_the_import_instead(
     assert [o.status for o in first] == ["recovered"]
     assert first[0].task_id == second.task_id
     assert len(uploads) == 2 and pipeline.imports_started() == imports + 1
+    # The first run's bytes never replaced the file the second run's import read from.
+    assert len(landed) == 1 and len(withdrawn) == 1
+    assert not [n for n in fs.ls("/Import", detail=False) if n.endswith(".part")]
 
 
 def write_warehouse_from_another_process(database: Path, table: str) -> subprocess.CompletedProcess[str]:

@@ -234,3 +234,34 @@ def test_a_connection_dropped_mid_upload_leaves_nothing_and_the_retry_succeeds(
         up = transfer.upload_atomic(fs, local, "/Import/dropped.bin")
         assert fs.size("/Import/dropped.bin") == up.size == local.stat().st_size
     assert local_mce.sftp_faults.drops == 1
+
+
+@pytest.mark.parametrize("through_openssh", [True, False])
+def test_an_upload_lands_only_if_before_rename_allows_it(
+    settings: tuple[MceSettings, SftpSettings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    through_openssh: bool,
+) -> None:
+    """The sync asks, once the bytes are there, whether its claim on the import still holds;
+    the file already in place (another run's, being imported) is untouched if not."""
+    if not through_openssh:
+        monkeypatch.setenv(openssh.ENABLE_VARIABLE, "false")
+    local = big_file(tmp_path)
+    target = "/Import/gated.bin"
+    with transfer.sftp_session(settings[1]) as fs:
+        fs.pipe_file(target, b"the file another run's import reads")
+        asked: list[bool] = []
+
+        def refuse() -> bool:
+            asked.append(True)
+            return False
+
+        with pytest.raises(transfer.UploadWithdrawn):
+            transfer.upload_atomic(fs, local, target, before_rename=refuse)
+        assert asked == [True]
+        assert fs.cat_file(target) == b"the file another run's import reads"
+        assert not [n for n in fs.ls("/Import", detail=False) if n.endswith(".part")]
+        sent = transfer.upload_atomic(fs, local, target, before_rename=lambda: True)
+        assert fs.cat_file(target) == local.read_bytes()
+    assert sent.sha256 == hashlib.sha256(local.read_bytes()).hexdigest()
