@@ -1,7 +1,7 @@
 """One staged partition into its data extension: exactly once, nothing erased, every count reported.
 
     ensure the DE -> delta of changed rows (their hashes held) -> ledger claim -> upload
-    to /Import (a .part) -> ledger "starting" -> rename into place -> import definition ->
+    to /Import (a .part) -> import definition -> ledger "starting" -> rename into place ->
     Perform start -> ledger "started" (task id) -> wait for ImportResultsSummary -> ledger
     closed + held hashes recorded (one transaction)
 
@@ -177,27 +177,15 @@ def _start_import(
     delta_path: Path,
     claimed_at: datetime,
 ) -> tuple[str, int] | None:
-    """Upload, confirm the claim just before the file lands (`starting`), Perform and record the
-    task id: (task id, bytes uploaded); None when the claim was taken over meanwhile."""
+    """Upload, ensure the import definition, confirm the claim just before the file lands
+    (`starting`), Perform and record the task id: (task id, bytes uploaded); None when the
+    claim was taken over meanwhile."""
     confirmed: datetime | None = None
 
-    def still_ours() -> bool:
+    def ready() -> bool:
+        """Once the bytes are on the server: the import definition, then the claim confirmed.
+        The definition comes first, so its retries count against no other run's grace."""
         nonlocal confirmed
-        with warehouse() as con:
-            confirmed = ImportLedger(con).confirm(export.de_key, sha, claimed_at)
-        return confirmed is not None
-
-    try:
-        sent = transfer.upload_atomic(
-            fs, delta_path, f"{IMPORT_FOLDER}/{file_name}", before_rename=still_ours
-        )
-    except transfer.UploadWithdrawn:
-        return None
-    except BaseException as exc:
-        held = confirmed or claimed_at  # confirmed, if the rename itself failed
-        _release(warehouse, export.de_key, sha, held, f"{type(exc).__name__}: {exc}")
-        raise
-    try:
         imports.ensure_import_definition(
             client,
             imports.ImportSpec(
@@ -209,6 +197,19 @@ def _start_import(
                 allow_overwrite=export.allow_overwrite,
             ),
         )
+        with warehouse() as con:
+            confirmed = ImportLedger(con).confirm(export.de_key, sha, claimed_at)
+        return confirmed is not None
+
+    try:
+        sent = transfer.upload_atomic(fs, delta_path, f"{IMPORT_FOLDER}/{file_name}", before_rename=ready)
+    except transfer.UploadWithdrawn:
+        return None
+    except BaseException as exc:
+        held = confirmed or claimed_at  # confirmed, if the rename itself failed
+        _release(warehouse, export.de_key, sha, held, f"{type(exc).__name__}: {exc}")
+        raise
+    try:
         task_id = imports.start_import(client, key)
     except MceError as exc:
         if not exc.maybe_processed:
