@@ -111,6 +111,9 @@ def sync_partition(
         if delta.rows == 0:
             return SyncOutcome(export.de_key, "unchanged", schema, rows_staged, 0, 0)
         sha = transfer.sha256_file(delta.path)
+        # Named for its content, so another run's delta of this day never overwrites the file
+        # this run uploads.
+        delta_path = delta.path.replace(delta.path.with_name(f"{staged.stem}.{sha[:16]}.delta.csv"))
         key = definition_key(export.de_key, sha)
         file_name = f"{transfer.file_name_part(export.de_key)}_{sha[:16]}.csv"
         ledger = ImportLedger(con)
@@ -139,7 +142,7 @@ def sync_partition(
                 client, warehouse, export.de_key, sha, key, claim, grace, claim_lease
             )
             continue
-        started = _start_import(client, fs, warehouse, export, sha, key, file_name, delta.path, claimed_at)
+        started = _start_import(client, fs, warehouse, export, sha, key, file_name, delta_path, claimed_at)
         if started is None:
             # Another run found the claim silent and took the import over; the file it imports
             # from was left alone. Follow that import.

@@ -384,7 +384,8 @@ def test_two_runs_syncing_the_same_content_import_it_once(
         except BaseException as exc:
             errors.append(exc)
 
-    runs = [threading.Thread(target=run, args=(tmp_path / f"run{i}",)) for i in range(2)]
+    uploads_dir = tmp_path / "uploads"  # one per dataset, as PipelineStorage.upload_dir gives it
+    runs = [threading.Thread(target=run, args=(uploads_dir,)) for _ in range(2)]
     for thread in runs:
         thread.start()
     for thread in runs:
@@ -397,6 +398,8 @@ def test_two_runs_syncing_the_same_content_import_it_once(
     assert all(o.result is not None and o.result.successful == 2 for o in outcomes)
     [(status,)] = pipeline.sql("SELECT status FROM import_ledger WHERE partition_key = '2026-11-11'")
     assert status == "Completed"
+    sha = outcomes[0].content_sha256 or ""
+    assert [p.name for p in uploads_dir.iterdir()] == [f"{staged.stem}.{sha[:16]}.delta.csv"]
 
 
 def test_a_failed_upload_releases_its_claim_and_a_dead_runs_claim_lapses(
