@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from contextlib import nullcontext
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import duckdb
@@ -62,3 +63,16 @@ def put_import_file(sftp: SSHFileSystem, tmp_path: Path, name: str, text: str) -
 def kept_open(con: duckdb.DuckDBPyConnection) -> Connect:
     """sync_partition's way to the warehouse for a test that keeps one connection open."""
     return lambda: nullcontext(con)
+
+
+def one_writer_at_a_time(database: Path) -> Connect:
+    """sync_partition's way to the warehouse as runs in processes of their own reach it: DuckDB
+    lets one process at a time open the file, so each step's session excludes every other run's."""
+    lock = threading.Lock()
+
+    @contextmanager
+    def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+        with lock, duckdb.connect(str(database), config={"custom_user_agent": "dagster"}) as con:
+            yield con
+
+    return connect

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,8 @@ from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
 from nto_etl.mce_local.faults import InjectedFault
-from nto_etl.sync import Connect, SyncOutcome, sync_partition
-from nto_etl_tests.helpers import kept_open
+from nto_etl.sync import SyncOutcome, sync_partition
+from nto_etl_tests.helpers import kept_open, one_writer_at_a_time
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -260,16 +259,21 @@ def test_a_backfill_over_days_already_done_changes_nothing(pipeline: Pipeline) -
     assert pipeline.calls("Create") == creates  # no import definition, no data extension
 
 
+def new_customers_file(path: Path, *keys: str) -> Path:
+    """A staged new_customers file (`new_customers_<day>.csv`) of `keys`, modified on its day."""
+    day = datetime.strptime(path.stem.rsplit("_", 1)[1], "%Y-%m-%d").strftime("%m/%d/%Y 10:00:00")
+    path.write_text(
+        "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
+        + "".join(f"{k},{k.lower()}@example.com,Al,en-US,Portland Pearl,1.00,{day},{day}\r\n" for k in keys)
+    )
+    return path
+
+
 def test_a_crash_between_import_start_and_ledger_recovers_without_a_second_import(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     export = default_config().export("new_customers")
-    staged = tmp_path / "new_customers_2026-11-09.csv"
-    staged.write_text(
-        "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
-        "NTO-CRASH1,crash1@example.com,Cy,en-US,Portland Pearl,10.00,11/09/2026 10:00:00,11/09/2026 10:00:00\r\n"
-        "NTO-CRASH2,crash2@example.com,Di,en-US,Portland Pearl,12.50,11/09/2026 10:00:00,11/09/2026 10:00:00\r\n"
-    )
+    staged = new_customers_file(tmp_path / "new_customers_2026-11-09.csv", "NTO-CRASH1", "NTO-CRASH2")
     fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
     with duckdb.connect(str(pipeline.root / "warehouse.duckdb")) as con:
 
@@ -299,11 +303,7 @@ def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
     from nto_etl.ledger import ImportLedger
 
     export = default_config().export("new_customers")
-    staged = tmp_path / "new_customers_2026-11-10.csv"
-    staged.write_text(
-        "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
-        "NTO-CRASH3,crash3@example.com,Ed,en-US,Portland Pearl,1.00,11/10/2026 10:00:00,11/10/2026 10:00:00\r\n"
-    )
+    staged = new_customers_file(tmp_path / "new_customers_2026-11-10.csv", "NTO-CRASH3")
     fs = transfer.open_sftp(local_settings(pipeline.mce.info)[1])
     with duckdb.connect(str(pipeline.root / "warehouse.duckdb")) as con:
         with monkeypatch.context() as patch:
@@ -323,35 +323,6 @@ def test_a_crash_before_the_task_id_was_recorded_finds_the_task_in_mce(
     assert sum(len(r) for r in rows) == 1
 
 
-NEW_CUSTOMERS_HEADER = (
-    "subscriber_key,email,first_name,locale,home_store,first_order_total,created_at,modified_at\r\n"
-)
-
-
-def new_customers_file(path: Path, *keys: str) -> Path:
-    path.write_text(
-        NEW_CUSTOMERS_HEADER
-        + "".join(
-            f"{k},{k.lower()}@example.com,Al,en-US,Portland Pearl,1.00,11/11/2026 10:00:00,11/11/2026 10:00:00\r\n"
-            for k in keys
-        )
-    )
-    return path
-
-
-def one_writer_at_a_time(database: Path) -> Connect:
-    """The warehouse as runs in processes of their own reach it: DuckDB lets one process at a
-    time open the file, so each step's session excludes every other run's."""
-    lock = threading.Lock()
-
-    @contextmanager
-    def connect() -> Iterator[duckdb.DuckDBPyConnection]:
-        with lock, duckdb.connect(str(database), config={"custom_user_agent": "dagster"}) as con:
-            yield con
-
-    return connect
-
-
 def test_two_runs_syncing_the_same_content_import_it_once(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -366,7 +337,7 @@ def test_two_runs_syncing_the_same_content_import_it_once(
 
     def held_upload(*args: Any, **kwargs: Any) -> transfer.Transferred:
         uploads.append(args[1])
-        with contextlib.suppress(threading.BrokenBarrierError):
+        with suppress(threading.BrokenBarrierError):
             both_at_the_upload.wait()
         return upload(*args, **kwargs)
 
