@@ -17,6 +17,7 @@ from nto_etl.mce import tracking as trk
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceValidationError
 from nto_etl.mce_local import LocalMce
+from nto_etl.mce_local.clock import advance, mce_now
 from nto_etl.warehouse.tracking import extract_files, merge_event_files, merge_events
 from nto_etl_tests.helpers import all_rows
 
@@ -233,3 +234,33 @@ def test_extracts_land_in_export_and_match_retrieve(
     assert merged.read == merged.new == len(from_extract)
     with pytest.raises(Exception, match="not in /Export"):
         act.download_export(sftp, "never_extracted.zip", tmp_path)
+
+
+def test_query_dates_read_the_mce_server_clock(client: MceClient, audience: tuple[str, pd.DataFrame]) -> None:
+    """GETDATE() and CURRENT_TIMESTAMP are MCE's server time (CST, no daylight saving), GETUTCDATE()
+    UTC: a window like `EventDate >= DATEADD(day, -30, GETDATE())` is compared in the data views' time."""
+    source, _ = audience
+    fields = (
+        dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
+        dex.DEField("ServerTime", "Date"),
+        dex.DEField("StandardTime", "Date"),
+        dex.DEField("UtcTime", "Date"),
+    )
+    target = segment(client, source + "_now", fields)
+    with advance(timedelta(days=3)):  # the local MCE's clock, which its data views read too
+        before = mce_now()
+        act.run_query(
+            client,
+            act.QuerySpec(
+                f"{target}_q",
+                f"SELECT TOP 1 SubscriberKey, GETDATE() AS ServerTime, CURRENT_TIMESTAMP AS StandardTime, "
+                f"GETUTCDATE() AS UtcTime FROM [{source}] ORDER BY SubscriberKey",
+                target,
+                target,
+            ),
+        )
+        after = mce_now()
+    [row] = all_rows(client, target, [f.name for f in fields]).values()
+    server, standard, utc = (pd.Timestamp(row[c]) for c in ("ServerTime", "StandardTime", "UtcTime"))
+    assert before <= server <= after and before <= standard <= after
+    assert utc - server == timedelta(hours=6)

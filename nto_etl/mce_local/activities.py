@@ -20,7 +20,7 @@ import io
 import json
 import shutil
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 
 from nto_etl.mce import rules
-from nto_etl.mce_local.clock import mce_now
+from nto_etl.mce_local.clock import MCE_TIMEZONE, mce_now
 from nto_etl.mce_local.dataext import DataExtensions, RowsRefused, fields_of, table_name
 from nto_etl.mce_local.fieldtypes import FieldDef, lit, q, render_sql
 from nto_etl.mce_local.filters import compile_filter
@@ -37,6 +37,7 @@ from nto_etl.mce_local.tracking import DATA_VIEWS, Tracking
 
 DE_EXTRACT = "bb94a04d-9632-4623-be47-daabc3f588a6"
 TRACKING_EXTRACT = "c7219016-a7f0-4c72-8657-1ec12c28a0db"
+UTC_CLOCKS = ("GETUTCDATE", "SYSUTCDATETIME")  # T-SQL functions sqlglot leaves as they are
 TARGET_UPDATE_TYPES = {"Overwrite": "upsert", "Update": "upsert", "Append": "insert"}
 TRACKING_FILES = {
     "ExtractSent": ("Sent.csv", "Sent", []),
@@ -185,9 +186,10 @@ class Activities:
         if definition is None:
             raise ActivityError(f"QueryDefinition {key} not found", 310002)
         target = self._target(definition)
-        sql = self._translate(str(definition.get("QueryText") or ""))
+        server_now = mce_now()
+        sql = self._translate(str(definition.get("QueryText") or ""), server_now)
         with self.store.connection() as con:
-            now = lit(mce_now().isoformat(sep=" "))
+            now = lit(server_now.isoformat(sep=" "))
             for view, body in DATA_VIEWS.items():
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {q(view)} AS {body.replace('$now', now)}")
             for de in self.store.find("DataExtension"):
@@ -232,7 +234,10 @@ class Activities:
         return len(records), f"{len(records)} rows written to {target['Name']} ({update})"
 
     @staticmethod
-    def _translate(text: str) -> str:
+    def _translate(text: str, server_now: datetime) -> str:
+        """T-SQL to DuckDB. The clock functions read MCE's server clock, as the data views do:
+        GETDATE(), SYSDATETIME() and CURRENT_TIMESTAMP give server time (CST, naive),
+        GETUTCDATE() and SYSUTCDATETIME() UTC; DuckDB's own would give the machine's time."""
         try:
             statements = [s for s in sqlglot.parse(text, read="tsql") if s is not None]
         except sqlglot.errors.ParseError as exc:
@@ -244,7 +249,20 @@ class Activities:
             ) from None
         if len(statements) != 1 or not isinstance(statements[0], exp.Query):
             raise ActivityError("Only one SELECT statement is supported by query activities", 310007)
-        return statements[0].sql(dialect="duckdb")
+        utc_now = server_now.replace(tzinfo=MCE_TIMEZONE).astimezone(UTC).replace(tzinfo=None)
+
+        def clock(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.CurrentTimestamp):
+                return exp.cast(exp.Literal.string(server_now.isoformat(sep=" ")), "TIMESTAMP")
+            if (
+                isinstance(node, exp.Anonymous)
+                and str(node.this).upper() in UTC_CLOCKS
+                and not node.expressions
+            ):
+                return exp.cast(exp.Literal.string(utc_now.isoformat(sep=" ")), "TIMESTAMP")
+            return node
+
+        return statements[0].transform(clock).sql(dialect="duckdb")
 
     # -- filter activity ------------------------------------------------------------------------
     def run_filter(self, key: str) -> tuple[int, str]:
