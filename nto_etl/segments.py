@@ -6,6 +6,8 @@ types come from the same source of truth as everything else.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from nto_etl.contracts import Contact, NewsletterSubscription, de_fields
@@ -13,6 +15,7 @@ from nto_etl.mce import activities as act
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce.client import MceClient
 from nto_etl.mce.fields import DEField
+from nto_etl.mce.settings import env_number
 from nto_etl.schema_sync import ensure_data_extension
 
 
@@ -43,11 +46,21 @@ NEWSLETTER_AUDIENCE = Segment(
     "NTO_Newsletter_Audience", "Newsletter audience (opted in)", AUDIENCE_FIELDS, sendable=True
 )
 NEWSLETTER_ENGAGEMENT = Segment(
-    "NTO_Newsletter_Engagement", "Newsletter engagement (last send)", ENGAGEMENT_FIELDS
+    "NTO_Newsletter_Engagement", "Newsletter audience: opened an email lately", ENGAGEMENT_FIELDS
 )
 NOT_OPENED = Segment(
-    "NTO_Segment_Not_Opened", "Did not open the last newsletter", ENGAGEMENT_FIELDS, sendable=True
+    "NTO_Segment_Not_Opened", "Newsletter audience: opened no email lately", ENGAGEMENT_FIELDS, sendable=True
 )
+NOT_OPENED_DAYS_VARIABLE = "NTO_NOT_OPENED_DAYS"
+# More than a month: the segment is refreshed on the 1st with the newsletter's audience, and the
+# newsletter before, sent on the 1st of the month before (up to 31 days earlier; its opens come
+# mostly within hours), must be inside the window whole, or its readers would count as non-openers.
+NOT_OPENED_DAYS = 35
+
+
+def not_opened_days(env: Mapping[str, str] = os.environ) -> int:
+    """The not-opened segment's window in days (`NTO_NOT_OPENED_DAYS`), or an error naming it."""
+    return env_number(env, NOT_OPENED_DAYS_VARIABLE, str(NOT_OPENED_DAYS), int)
 
 
 def region_segment(state: str) -> Segment:
@@ -89,9 +102,13 @@ def refresh_region(client: MceClient, state: str, contacts_name: str) -> act.Act
     )
 
 
-def refresh_not_opened(client: MceClient, days: int = 30) -> act.ActivityResult:
-    """Audience members who opened none of the sends of the last `days` days: a query flags them
-    (system data view _Open), then a data filter keeps the non-openers."""
+def refresh_not_opened(client: MceClient, days: int = NOT_OPENED_DAYS) -> act.ActivityResult:
+    """Audience members who opened no email of ours in the last `days` days (MCE server time): a
+    query flags them (system data view _Open), then a data filter keeps the non-openers. Any
+    email counts, the welcome email and event reminders too: a subscriber who opened one of those
+    is not disengaged."""
+    if days < 1:
+        raise ValueError(f"the not-opened window must be at least one day, got {days}")
     ensure_data_extension(client, NEWSLETTER_ENGAGEMENT.spec())
     ensure_data_extension(client, NOT_OPENED.spec())
     act.run_query(

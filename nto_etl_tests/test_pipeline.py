@@ -30,6 +30,7 @@ from nto_etl.harness import LocalPipeline
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
+from nto_etl.mce_local.clock import advance, mce_now
 from nto_etl.mce_local.faults import InjectedFault
 from nto_etl.sync import SyncOutcome, sync_partition
 from nto_etl_tests.helpers import kept_open, one_writer_at_a_time
@@ -37,6 +38,7 @@ from nto_etl_tests.helpers import kept_open, one_writer_at_a_time
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
+REFRESHED_AT = datetime(2026, 11, 5, 6)  # MCE time
 CONTACTS = default_config().export("contacts")
 
 
@@ -75,7 +77,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         )
         for day in DAYS:
             assert p.run(TRACKING, day).success, day
-        later = p.run(LATER)
+        # The segments read MCE's clock (the not-opened window): refreshed as on the 5th, not
+        # on whatever day the tests run.
+        with advance(REFRESHED_AT - mce_now()):
+            later = p.run(LATER)
         assert later.success
         checked = {e.asset_check_key.name: e.passed for e in later.get_asset_check_evaluations()}
         assert checked == {  # the analytics tables' rules, on a real send's tracking data

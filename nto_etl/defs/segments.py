@@ -21,10 +21,10 @@ REGION = region_setting(os.environ)
 AUDIENCE = dg.AssetKey(["mce", "segment_newsletter_audience"])
 
 
-def _result(client: object, de: str, message: str) -> dg.MaterializeResult:
+def _result(client: object, de: str, message: str, **extra: int) -> dg.MaterializeResult:
     size = segments.segment_size(client, de)  # type: ignore[arg-type]
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": size, "data_extension": de, "activity": message}
+        metadata={"dagster/row_count": size, "data_extension": de, "activity": message, **extra}
     )
 
 
@@ -68,11 +68,12 @@ def segment_region(mce: MceResource) -> dg.MaterializeResult:
     kinds={"salesforce", "sql"},
     pool="mce",
     retry_policy=network_retry,
-    description="Audience members who opened no newsletter in 30 days: _Open data view flags (query), then a "
-    "data filter keeps the non-openers.",
+    description="Newsletter audience members who opened no email of ours in the last NTO_NOT_OPENED_DAYS days "
+    f"(default {segments.NOT_OPENED_DAYS}): _Open data view flags (query), then a data filter keeps the non-openers.",
 )
 def segment_not_opened(mce: MceResource) -> dg.MaterializeResult:
+    days = segments.not_opened_days()
     with mce_failures():
         client = mce.client()
-        result = segments.refresh_not_opened(client)
-        return _result(client, segments.NOT_OPENED.de_key, result.message)
+        result = segments.refresh_not_opened(client, days)
+        return _result(client, segments.NOT_OPENED.de_key, result.message, window_days=days)
