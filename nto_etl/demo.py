@@ -132,12 +132,13 @@ def print_summary(work: Path, mce: LocalMce) -> None:
     ):
         print(f"  {de}: {segments.segment_size(client, de)} subscribers")
     print("campaign performance:")
-    for send_id, sent, open_rate, click_rate, bounce_rate, unsub_rate in con.execute(
-        "SELECT send_id, sent, open_rate, click_rate, bounce_rate, unsubscribe_rate FROM campaign_performance"
+    for send_id, email, sent, open_rate, click_rate, bounce_rate, unsub_rate in con.execute(
+        "SELECT send_id, email_name, sent, open_rate, click_rate, bounce_rate, unsubscribe_rate "
+        "FROM campaign_performance"
     ).fetchall():
         print(
-            f"  send {send_id}: {sent} sent, open {open_rate}%, click {click_rate}%, bounce {bounce_rate}%, "
-            f"unsubscribe {unsub_rate}%"
+            f"  send {send_id} ({email or 'email not named yet'}): {sent} sent, open {open_rate}%, "
+            f"click {click_rate}%, bounce {bounce_rate}%, unsubscribe {unsub_rate}%"
         )
     inbound = work / "crm_inbound" / "nto_mce_updates.csv"
     print(f"CRM update file: {inbound}" if inbound.exists() else "CRM update file: not written")

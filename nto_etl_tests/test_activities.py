@@ -18,7 +18,8 @@ from nto_etl.mce.client import MceClient
 from nto_etl.mce.errors import MceValidationError
 from nto_etl.mce_local import LocalMce
 from nto_etl.mce_local.clock import advance, mce_now
-from nto_etl.warehouse.tracking import extract_files, merge_event_files, merge_events
+from nto_etl.warehouse.send_jobs import merge_send_jobs, send_jobs_file
+from nto_etl.warehouse.tracking import EventFileError, extract_files, merge_event_files, merge_events
 from nto_etl_tests.helpers import all_rows
 
 FIELDS = (
@@ -264,3 +265,53 @@ def test_query_dates_read_the_mce_server_clock(client: MceClient, audience: tupl
     server, standard, utc = (pd.Timestamp(row[c]) for c in ("ServerTime", "StandardTime", "UtcTime"))
     assert before <= server <= after and before <= standard <= after
     assert utc - server == timedelta(hours=6)
+
+
+def test_the_tracking_extract_names_each_send(
+    client: MceClient,
+    local_mce: LocalMce,
+    sftp: SSHFileSystem,
+    tmp_path: Path,
+    audience: tuple[str, pd.DataFrame],
+) -> None:
+    """SendJobs.csv: one row per send in the window, with its email name, subject, send
+    definition and time; merged into send_jobs once, however often it is read."""
+    source, _ = audience
+    by_definition = act.start_send(client, f"{source}_def", source, "Trail news")
+    by_definition_id = int(by_definition.task_id or 0)
+    direct_at = mce_now().replace(microsecond=0) - timedelta(hours=2)
+    direct_id, _ = local_mce.send(
+        source, sent_at=direct_at, seed=4, subject="Tent sale", name="Tent sale email"
+    )
+    act.extract_tracking(
+        client, mce_now() - timedelta(days=1), mce_now() + timedelta(minutes=1), f"{source}_jobs.zip"
+    )
+    act.start_file_transfer(client, "NTO_Safehouse_To_Export")
+    archive = Path(act.download_export(sftp, f"{source}_jobs.zip", tmp_path).path)
+    jobs = send_jobs_file(archive, tmp_path / "jobs")
+    assert jobs is not None
+    assert all(f.path.name != "SendJobs.csv" for f in extract_files(archive, tmp_path / "events"))
+
+    con = duckdb.connect()
+    ours = (
+        "SELECT send_id, email_name, subject, send_definition_key, sent_time FROM send_jobs "
+        f"WHERE send_id IN ({by_definition_id}, {direct_id}) ORDER BY send_id"
+    )
+    merged = merge_send_jobs(con, jobs, "p")
+    assert merge_send_jobs(con, jobs, "p") == merged >= 2  # other tests' sends share the window
+    rows = con.execute(ours).fetchall()
+    assert [r[:4] for r in rows] == sorted(
+        [
+            (by_definition_id, f"{source}_def", "Trail news", f"{source}_def"),
+            (direct_id, "Tent sale email", "Tent sale", None),
+        ]
+    )
+    assert dict((r[0], r[4]) for r in rows)[direct_id] == direct_at
+    assert con.execute("SELECT count(*) - count(DISTINCT send_id) FROM send_jobs").fetchall() == [(0,)]
+
+    bad = jobs.path.read_text(encoding="utf-8").splitlines()
+    bad[1] = bad[1].replace(bad[1].split(",")[1], "not-a-number", 1)
+    jobs.path.write_text("\r\n".join(bad) + "\r\n", encoding="utf-8")
+    with pytest.raises(EventFileError, match=r"row 1: send_id"):
+        merge_send_jobs(con, jobs, "q")
+    assert con.execute("SELECT count(*) FROM send_jobs WHERE _partition = 'q'").fetchall() == [(0,)]

@@ -73,6 +73,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             segments.NEWSLETTER_AUDIENCE.de_key,
             sent_at=datetime(2026, 11, 1, 10),
             seed=3,
+            subject="November trails",
             name="test newsletter",
         )
         for day in DAYS:
@@ -144,6 +145,9 @@ def test_warehouse_tables_match_independent_computations(pipeline: Pipeline) -> 
     assert sent == (api.event_type == "Sent").sum()
     assert opens == api.loc[api.event_type == "Open", "subscriber_key"].nunique()
     assert send_rows == 1
+    assert pipeline.sql("SELECT email_name, subject FROM campaign_performance") == [
+        ("test newsletter", "November trails")  # from the extract's SendJobs.csv
+    ]
     audience = segments.segment_size(pipeline.client, segments.NEWSLETTER_AUDIENCE.de_key)
     assert sent == audience
     not_opened = segments.segment_size(pipeline.client, segments.NOT_OPENED.de_key)

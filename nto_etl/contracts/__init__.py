@@ -6,12 +6,20 @@ import pandera.pandas as pa
 
 from nto_etl.contracts.crm import Contact, EventRegistration, NewCustomer, NewsletterSubscription
 from nto_etl.contracts.fields import dataset_info, de_fields, duckdb_columns, mce_field
-from nto_etl.contracts.tracking import TrackingEvent
+from nto_etl.contracts.tracking import SendJob, TrackingEvent
 from nto_etl.contracts.web_analytics import PageView
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     dataset_info(m).name: m
-    for m in (Contact, NewsletterSubscription, EventRegistration, NewCustomer, TrackingEvent, PageView)
+    for m in (
+        Contact,
+        NewsletterSubscription,
+        EventRegistration,
+        NewCustomer,
+        TrackingEvent,
+        SendJob,
+        PageView,
+    )
 }
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "NewCustomer",
     "NewsletterSubscription",
     "PageView",
+    "SendJob",
     "TrackingEvent",
     "dataset_info",
     "de_fields",

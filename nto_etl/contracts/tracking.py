@@ -31,3 +31,23 @@ class TrackingEvent(MceContract):
 
     class Config:
         metadata = {"dataset": "tracking_events"}
+
+
+class SendJob(MceContract):
+    """One send (MCE job) as the tracking extract's SendJobs.csv describes it; key send_id."""
+
+    send_id: Series[pd.Int64Dtype] = mce_field("MCE SendID (JobID)", "Number", required=True, ge=0)
+    email_name: Series[str] = mce_field("The email's name in MCE", max_length=255)
+    subject: Series[str] = mce_field("Subject line", max_length=1000)
+    send_definition_key: Series[str] = mce_field(
+        "External key of the send definition, if any", max_length=100
+    )
+    triggered_send_key: Series[str] = mce_field(
+        "External key of the triggered send definition (triggered sends only)", max_length=100
+    )
+    sched_time: Series[Timestamp] = mce_field("When it was scheduled, MCE server time (CST, no DST)", "Date")
+    sent_time: Series[Timestamp] = mce_field("When it was sent, MCE server time (CST, no DST)", "Date")
+    job_status: Series[str] = mce_field("MCE's status of the send job (Complete, ...)", max_length=30)
+
+    class Config:
+        metadata = {"dataset": "send_jobs"}

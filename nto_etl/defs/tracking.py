@@ -12,6 +12,7 @@ from nto_etl.defs.resources import MceResource, warehouse_connection
 from nto_etl.mce import activities as act
 from nto_etl.mce import tracking as trk
 from nto_etl.sql import scalar
+from nto_etl.warehouse.send_jobs import merge_send_jobs, send_jobs_file
 from nto_etl.warehouse.tracking import extract_files, merge_event_files
 
 EXTRACT = dg.AssetKey(["mce", "tracking_extract"])
@@ -30,7 +31,7 @@ def extract_name(partition: str) -> str:
     kinds={"salesforce", "sftp"},
     pool="mce",
     retry_policy=network_retry,
-    description="Tracking extract (sent, opens, clicks, bounces, unsubscribes) for the day and the day before "
+    description="Tracking extract (sent, opens, clicks, bounces, unsubscribes, send jobs) for the day and the day before "
     "(late events), MCE server time (CST, no DST), moved from the Safehouse to /Export by a file transfer.",
 )
 def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.MaterializeResult:
@@ -60,7 +61,8 @@ def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.
     pool="duckdb",
     retry_policy=network_retry,
     description="Tracking events from the day's extract, validated (TrackingEvent contract) and merged on "
-    "(send, subscriber, type, date, URL): re-reads and late events never duplicate.",
+    "(send, subscriber, type, date, URL): re-reads and late events never duplicate. The extract's send jobs "
+    "(each send's email name, subject and time) go to the send_jobs table.",
 )
 def tracking_events(
     context: dg.AssetExecutionContext, mce: MceResource, warehouse: DuckDBResource
@@ -69,14 +71,17 @@ def tracking_events(
         with mce_failures(), mce.sftp() as fs:
             downloaded = act.download_export(fs, extract_name(context.partition_key), Path(tmp))
         files = extract_files(Path(downloaded.path), Path(tmp) / "events")
+        jobs = send_jobs_file(Path(downloaded.path), Path(tmp) / "send_jobs")
         with warehouse_connection(warehouse) as con:
             merged = merge_event_files(con, files, context.partition_key)
+            sends = merge_send_jobs(con, jobs, context.partition_key) if jobs else 0
             total = scalar(con, "SELECT count(*) FROM tracking_events")
     return dg.MaterializeResult(
         metadata={
             "events_read": merged.read,
             "events_new": merged.new,
             "merge_path": merged.path,
+            "send_jobs": sends,
             "dagster/row_count": total,
             "sha256": downloaded.sha256,
             **{f"read_{k}": v for k, v in merged.by_type.items()},

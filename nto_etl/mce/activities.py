@@ -192,9 +192,16 @@ def extract_data_extension(client: MceClient, de_key: str, file_name: str) -> No
 
 
 def extract_tracking(
-    client: MceClient, start: datetime, end: datetime, file_name: str, events: Sequence[str] = TRACKING_EVENTS
+    client: MceClient,
+    start: datetime,
+    end: datetime,
+    file_name: str,
+    events: Sequence[str] = TRACKING_EVENTS,
+    *,
+    send_jobs: bool = True,
 ) -> None:
-    """A tracking extract (zip of per-event CSVs) of events between start and end, MCE time."""
+    """A tracking extract (zip of per-event CSVs) of events between start and end, MCE time;
+    with `send_jobs`, SendJobs.csv too: each send's email name, subject and send time."""
     fmt = rules.RENDER_DATE_FORMAT
     parameters = {
         "StartDate": start.strftime(fmt),
@@ -205,6 +212,8 @@ def extract_tracking(
         "UnicodeOutput": "true",
     }
     parameters.update({f"Extract{e}": "true" for e in events})
+    if send_jobs:
+        parameters["ExtractSendJobs"] = "true"
     _extract(client, TRACKING_EXTRACT, parameters)
 
 

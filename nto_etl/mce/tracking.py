@@ -36,6 +36,7 @@ EVENT_OBJECTS = {
     "BounceEvent": [*BASE, "BounceCategory", "SMTPCode"],
     "UnsubEvent": BASE,
 }
+SEND_JOBS_FILE = "SendJobs.csv"  # in a tracking extract with ExtractSendJobs: one row per send
 RENAMES = {
     "SendID": "send_id",
     "SubscriberKey": "subscriber_key",
@@ -78,10 +79,13 @@ def retrieve_events(
 
 
 def read_tracking_extract(path: Path) -> pd.DataFrame:
-    """All events in a tracking extract zip (Sent.csv, Opens.csv, ...), as one frame."""
+    """All events in a tracking extract zip (Sent.csv, Opens.csv, ...), as one frame; its
+    SendJobs.csv describes sends, not events."""
     frames = []
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
+            if name.lower() == SEND_JOBS_FILE.lower():
+                continue
             with archive.open(name) as handle:
                 frame = pd.read_csv(
                     io.TextIOWrapper(handle, encoding="utf-8"), dtype=str, keep_default_na=False

@@ -46,6 +46,23 @@ TRACKING_FILES = {
     "ExtractBounces": ("Bounces.csv", "Bounce", ["BounceCategory", "SMTPCode", "BounceReason"]),
     "ExtractUnsubs": ("Unsubs.csv", "Unsubscribe", []),
 }
+# The tracking extract's send jobs (ExtractSendJobs): one row per send (job) sent in the window.
+SEND_JOB_COLUMNS = [
+    "ClientID",
+    "SendID",
+    "FromName",
+    "FromEmail",
+    "SchedTime",
+    "SentTime",
+    "Subject",
+    "EmailName",
+    "TriggeredSendExternalKey",
+    "SendDefinitionExternalKey",
+    "JobStatus",
+    "PreviewURL",
+    "IsMultipart",
+    "Additional",
+]
 TRACKING_COLUMNS = [
     "ClientID",
     "SendID",
@@ -395,6 +412,30 @@ class Activities:
                         base + (tail["URL"] if extra == ["URL"] else tail["BounceCategory"] if extra else [])
                     )
                 archive.writestr(file_name, out.getvalue())
+            if parameters.get("ExtractSendJobs", "false").lower() == "true":
+                archive.writestr("SendJobs.csv", self._send_jobs(start, end))
+
+    def _send_jobs(self, start: datetime, end: datetime) -> str:
+        """The sends made in the window. A simulated send is named by its send definition's key
+        (or, sent straight into the local MCE, by its name); the local MCE has no sender
+        profiles or previews, so those columns are empty."""
+        definitions = {d["CustomerKey"] for d in self.store.find("EmailSendDefinition")}
+        with self.store.connection() as con:
+            sends = con.execute(
+                "SELECT send_id, sent_at, subject, definition_key FROM sends WHERE sent_at BETWEEN ? AND ? "
+                "ORDER BY send_id",
+                [start, end],
+            ).fetchall()
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(SEND_JOB_COLUMNS)
+        for send_id, sent_at, subject, key in sends:
+            at = sent_at.strftime(rules.RENDER_DATE_FORMAT)
+            by_definition = key if key in definitions else ""
+            writer.writerow(
+                [0, send_id, "", "", at, at, subject, key, "", by_definition, "Complete", "", "True", ""]
+            )
+        return out.getvalue()
 
     def transfer(self, key: str) -> list[str]:
         pattern = self.file_transfers.get(key)

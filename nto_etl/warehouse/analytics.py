@@ -10,11 +10,16 @@ from dataclasses import dataclass
 
 import duckdb
 
-from nto_etl.contracts import Contact, PageView, TrackingEvent
+from nto_etl.contracts import Contact, PageView, SendJob, TrackingEvent
 from nto_etl.sql import ident, scalar
 from nto_etl.warehouse.loads import ensure_table
 
-BASE_TABLES = {"crm_contacts": Contact, "web_page_views": PageView, "tracking_events": TrackingEvent}
+BASE_TABLES = {
+    "crm_contacts": Contact,
+    "web_page_views": PageView,
+    "tracking_events": TrackingEvent,
+    "send_jobs": SendJob,
+}
 
 LATEST_CONTACTS = """
 CREATE OR REPLACE VIEW contacts_latest AS
@@ -52,13 +57,14 @@ per_send AS (
         min(event_date) FILTER (WHERE event_type = 'Sent') AS sent_at
     FROM events GROUP BY send_id
 )
-SELECT send_id, sent_at, sent, sent - bounced AS delivered, unique_opens, unique_clicks, bounced, unsubscribes,
+SELECT send_id, j.email_name, j.subject, sent_at, sent, sent - bounced AS delivered, unique_opens, unique_clicks,
+    bounced, unsubscribes,
     round(100.0 * (sent - bounced) / nullif(sent, 0), 2) AS delivery_rate,
     round(100.0 * unique_opens / nullif(sent - bounced, 0), 2) AS open_rate,
     round(100.0 * unique_clicks / nullif(sent - bounced, 0), 2) AS click_rate,
     round(100.0 * bounced / nullif(sent, 0), 2) AS bounce_rate,
     round(100.0 * unsubscribes / nullif(sent - bounced, 0), 2) AS unsubscribe_rate
-FROM per_send ORDER BY send_id
+FROM per_send LEFT JOIN send_jobs j USING (send_id) ORDER BY send_id
 """
 
 ENGAGEMENT_BY_REGION = """

@@ -18,8 +18,9 @@ Two ways to the same table:
 from __future__ import annotations
 
 import csv
+import posixpath
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pandas as pd
 from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
-from nto_etl.mce.tracking import RENAMES
+from nto_etl.mce.tracking import RENAMES, SEND_JOBS_FILE
 from nto_etl.sql import (
     csv_as_text,
     ident,
@@ -60,6 +61,7 @@ class EventFile:
     path: Path
     renames: Mapping[str, str] = field(default_factory=dict)  # file column -> contract column
     date_format: str | None = None
+    date_columns: tuple[str, ...] = ("event_date",)  # the contract's columns in `date_format`
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class MergeResult:
 class EventFileError(ValueError):
     """Events that break the contract; nothing of the merge was kept."""
 
-    def __init__(self, source: Path, failures: pd.DataFrame, unchecked: int = 0) -> None:
+    def __init__(
+        self, source: Path, failures: pd.DataFrame, unchecked: int = 0, *, what: str = "events"
+    ) -> None:
         shown = failures.head(MAX_REPORTED)
         lines = [f"row {r.row}: {r.column}: {r.check} ({r.value!r})" for r in shown.itertuples()]
         more = f" and {len(failures) - len(shown)} more" if len(failures) > len(shown) else ""
@@ -82,22 +86,30 @@ class EventFileError(ValueError):
             if unchecked
             else ""
         )
-        super().__init__(f"{source}: {len(failures)} invalid events{more}{rest}: " + "; ".join(lines))
+        super().__init__(f"{source}: {len(failures)} invalid {what}{more}{rest}: " + "; ".join(lines))
         self.source = source
         self.failures = failures
         self.unchecked = unchecked  # rows after the failing page the screen refused, not judged
 
 
 def extract_files(archive: Path, into: Path) -> list[EventFile]:
-    """The CSVs of an MCE tracking extract zip (Sent.csv, Opens.csv, ...), unpacked into `into`.
+    """The event CSVs of an MCE tracking extract zip (Sent.csv, Opens.csv, ...), unpacked into
+    `into`; its SendJobs.csv, which describes sends rather than events, is `send_jobs.send_jobs_file`'s.
 
     Each file is read where `extract` put it: it drops a name's leading slashes and `..`, so a
     crafted name cannot make the merge read a file outside `into`."""
+    paths = unpacked(archive, into, lambda name: name.lower() != SEND_JOBS_FILE.lower())
+    return [EventFile(path, RENAMES, MCE_EXTRACT_DATES) for path in paths]
+
+
+def unpacked(archive: Path, into: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """The CSVs of `archive` whose base name is `wanted`, unpacked into `into`."""
     into.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive) as zipped:
-        names = sorted(n for n in zipped.namelist() if n.lower().endswith(".csv"))
-        paths = [Path(zipped.extract(name, into)) for name in names]
-    return [EventFile(path, RENAMES, MCE_EXTRACT_DATES) for path in paths]
+        names = sorted(
+            n for n in zipped.namelist() if n.lower().endswith(".csv") and wanted(posixpath.basename(n))
+        )
+        return [Path(zipped.extract(name, into)) for name in names]
 
 
 def merge_event_files(
@@ -131,7 +143,7 @@ def _merge_screened(
     try:
         for file in files:
             first = scalar(con, "SELECT count(*) FROM __events")
-            con.execute(f"INSERT INTO __events {screen.screening(_as_contract_text(file, names))}")
+            con.execute(f"INSERT INTO __events {screen.screening(as_contract_text(file, names))}")
             _judge_refused(con, file, screen, first)
         incoming = (
             f"SELECT {columns} FROM __events WHERE __ok UNION ALL SELECT {columns} FROM __rescued_events"
@@ -164,7 +176,7 @@ def _merge_straight(
     try:
         with transaction(con):
             for file in files:
-                screened = screen.screening(_as_contract_text(file, names))
+                screened = screen.screening(as_contract_text(file, names))
                 con.execute(
                     f"INSERT INTO tracking_events BY NAME SELECT {columns}, $p AS _partition FROM ({screened}) "
                     f"WHERE CASE WHEN __ok THEN true ELSE error('{REFUSED}') END",
@@ -264,7 +276,7 @@ def _keys_may_repeat(
     return len(repeated_hashes(con, f"SELECT {KEY_HASH} AS h FROM ({events})", params)) > 0
 
 
-def _as_contract_text(file: EventFile, names: list[str]) -> str:
+def as_contract_text(file: EventFile, names: list[str]) -> str:
     """SQL reading `file` as text in the contract's columns (absent columns null, dates ISO)."""
     with open(file.path, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
@@ -272,7 +284,7 @@ def _as_contract_text(file: EventFile, names: list[str]) -> str:
     parts = []
     for name in names:
         value = ident(source[name]) if name in source else "NULL::VARCHAR"
-        if name == "event_date" and file.date_format and name in source:
+        if name in file.date_columns and file.date_format and name in source:
             # Unparseable dates stay as they were, for the contract to refuse by name.
             value = f"coalesce(strftime(try_strptime({value}, {literal(file.date_format)}), '{ISO_TEXT}'), {value})"
         parts.append(f"{value} AS {ident(name)}")
