@@ -11,15 +11,7 @@ from nto_etl.contracts.web_analytics import PageView
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     dataset_info(m).name: m
-    for m in (
-        Contact,
-        NewsletterSubscription,
-        EventRegistration,
-        NewCustomer,
-        TrackingEvent,
-        SendJob,
-        PageView,
-    )
+    for m in (Contact, NewsletterSubscription, EventRegistration, NewCustomer, TrackingEvent, PageView)
 }
 
 __all__ = [
