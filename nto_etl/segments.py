@@ -46,10 +46,13 @@ NEWSLETTER_AUDIENCE = Segment(
     "NTO_Newsletter_Audience", "Newsletter audience (opted in)", AUDIENCE_FIELDS, sendable=True
 )
 NEWSLETTER_ENGAGEMENT = Segment(
-    "NTO_Newsletter_Engagement", "Newsletter audience: opened an email lately", ENGAGEMENT_FIELDS
+    "NTO_Newsletter_Engagement", "Newsletter audience emailed lately, opened or not", ENGAGEMENT_FIELDS
 )
 NOT_OPENED = Segment(
-    "NTO_Segment_Not_Opened", "Newsletter audience: opened no email lately", ENGAGEMENT_FIELDS, sendable=True
+    "NTO_Segment_Not_Opened",
+    "Newsletter audience emailed lately, opened none",
+    ENGAGEMENT_FIELDS,
+    sendable=True,
 )
 NOT_OPENED_DAYS_VARIABLE = "NTO_NOT_OPENED_DAYS"
 # More than a month: the segment is refreshed on the 1st with the newsletter's audience, and the
@@ -103,21 +106,24 @@ def refresh_region(client: MceClient, state: str, contacts_name: str) -> act.Act
 
 
 def refresh_not_opened(client: MceClient, days: int = NOT_OPENED_DAYS) -> act.ActivityResult:
-    """Audience members who opened no email of ours in the last `days` days (MCE server time): a
-    query flags them (system data view _Open), then a data filter keeps the non-openers. Any
-    email counts, the welcome email and event reminders too: a subscriber who opened one of those
-    is not disengaged."""
+    """Audience members we emailed in the last `days` days (MCE server time) who opened none of
+    it: a query flags the audience members sent something in the window as opened or not
+    (system data views _Sent and _Open), then a data filter keeps the non-openers. Any email
+    counts, the welcome email and event reminders too: a subscriber who opened one of those is
+    not disengaged, and one sent nothing yet (a new opt-in) has not been given the chance."""
     if days < 1:
         raise ValueError(f"the not-opened window must be at least one day, got {days}")
     ensure_data_extension(client, NEWSLETTER_ENGAGEMENT.spec())
     ensure_data_extension(client, NOT_OPENED.spec())
+    since = f"DATEADD(day, -{int(days)}, GETDATE())"
     act.run_query(
         client,
         act.QuerySpec(
             "NTO_Q_Newsletter_Engagement",
-            f"SELECT a.subscriber_key, a.email, CASE WHEN EXISTS (SELECT 1 FROM _Open o WHERE o.SubscriberKey = "
-            f"a.subscriber_key AND o.EventDate >= DATEADD(day, -{int(days)}, GETDATE())) THEN 1 ELSE 0 END AS opened "
-            f"FROM [{NEWSLETTER_AUDIENCE.de_name}] a",
+            "SELECT a.subscriber_key, a.email, CASE WHEN EXISTS (SELECT 1 FROM _Open o WHERE o.SubscriberKey = "
+            f"a.subscriber_key AND o.EventDate >= {since}) THEN 1 ELSE 0 END AS opened "
+            f"FROM [{NEWSLETTER_AUDIENCE.de_name}] a WHERE EXISTS (SELECT 1 FROM _Sent s "
+            f"WHERE s.SubscriberKey = a.subscriber_key AND s.EventDate >= {since})",
             NEWSLETTER_ENGAGEMENT.de_key,
             NEWSLETTER_ENGAGEMENT.de_name,
             "Overwrite",
@@ -130,7 +136,7 @@ def refresh_not_opened(client: MceClient, days: int = NOT_OPENED_DAYS) -> act.Ac
             NEWSLETTER_ENGAGEMENT.de_key,
             NOT_OPENED.de_key,
             client.simple_filter("opened", "equals", "false"),
-            "Did not open the newsletter",
+            "Emailed lately, opened none of it",
         ),
     )
 

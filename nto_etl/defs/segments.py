@@ -68,8 +68,9 @@ def segment_region(mce: MceResource) -> dg.MaterializeResult:
     kinds={"salesforce", "sql"},
     pool="mce",
     retry_policy=network_retry,
-    description="Newsletter audience members who opened no email of ours in the last NTO_NOT_OPENED_DAYS days "
-    f"(default {segments.NOT_OPENED_DAYS}): _Open data view flags (query), then a data filter keeps the non-openers.",
+    description="Newsletter audience members we emailed in the last NTO_NOT_OPENED_DAYS days "
+    f"(default {segments.NOT_OPENED_DAYS}) who opened none of it: _Sent and _Open data views flag them (query), "
+    "then a data filter keeps the non-openers.",
 )
 def segment_not_opened(mce: MceResource) -> dg.MaterializeResult:
     days = segments.not_opened_days()
