@@ -8,6 +8,7 @@ prints what happened, and stops the local MCE. A second run imports nothing new.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from nto_etl.defs.tracking import EXTRACT
 from nto_etl.drops import list_dated_files
 from nto_etl.mce.client import MceClient
 from nto_etl.mce_local import LocalMce
+from nto_etl.mce_local.clock import advance, mce_now
 from nto_etl.sql import ident, scalar
 
 NEWSLETTER = "NTO November newsletter"
@@ -66,11 +68,14 @@ def run_demo(state_dir: Path, data_dir: Path) -> int:
             )
             and newsletter(mce, partitions[0])
             and runner.materialize(definitions, tracking, partitions, label="tracking")
-            and runner.materialize(
-                definitions,
-                dg.AssetSelection.all() - partitioned - audience,
-                [None],
-                label="behaviour segment, analytics and CRM updates",
+            and refreshed_as_on(
+                monthly_refresh_after(partitions[0]),
+                lambda: runner.materialize(
+                    definitions,
+                    dg.AssetSelection.all() - partitioned - audience,
+                    [None],
+                    label="behaviour segment, analytics and CRM updates",
+                ),
             )
         )
         if not ok:
@@ -82,6 +87,25 @@ def run_demo(state_dir: Path, data_dir: Path) -> int:
         )
         print_summary(state_dir / "pipeline", mce)
         return 0
+
+
+def monthly_refresh_after(day: str) -> datetime:
+    """The next monthly newsletter refresh after `day`, in MCE time: the 1st, 06:00 Pacific
+    (08:00 CST, as in winter)."""
+    first = datetime.fromisoformat(day).replace(day=1, hour=8)
+    return (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
+
+
+def refreshed_as_on(at: datetime, run: Callable[[], bool]) -> bool:
+    """Run with the local MCE's clock at `at`: the behaviour segment's window is counted back
+    from MCE's clock, so the sample's send stays in it whatever day the demo runs."""
+    print(f"(the local MCE's clock reads {at:%Y-%m-%d %H:%M} for the behaviour segment: the monthly refresh)")
+    with advance(at - mce_now()):
+        return run()
 
 
 def _imports(work: Path) -> int:
