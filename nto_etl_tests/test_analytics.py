@@ -96,9 +96,9 @@ def test_customer_360_joins_views_without_a_nested_loop() -> None:
 
 
 def test_the_analytics_tables_check_their_rules(tmp_path: Path) -> None:
-    """Through Dagster: a send whose opens are merged but whose Sent events are not (its send
-    day's tracking partition not merged yet) is flagged, as a warning; the tables' one-row-per-key
-    rules hold."""
+    """Through Dagster: a send whose opens are merged but whose Sent events and send job are not
+    (its send day's tracking partition not merged yet) is flagged, as a warning, twice; the
+    tables' one-row-per-key rules hold."""
     database = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(database)) as con:
         analytics.prepare(con)
@@ -108,6 +108,9 @@ def test_the_analytics_tables_check_their_rules(tmp_path: Path) -> None:
             "(1, 'K1', 'Open', TIMESTAMP '2026-11-01 11:00', '2026-11-01'), "
             "(2, 'K1', 'Open', TIMESTAMP '2026-11-02 11:00', '2026-11-02')"  # send 2's Sent not merged
             ") AS t(send_id, subscriber_key, event_type, event_date, _partition)"
+        )
+        con.execute(
+            "INSERT INTO send_jobs (send_id, email_name, _partition) VALUES (1, 'Welcome', '2026-11-01')"
         )
     definitions = defs()
     keys = [dg.AssetKey(["warehouse", t]) for t in ("email_engagement", "campaign_performance")]
@@ -128,6 +131,9 @@ def test_the_analytics_tables_check_their_rules(tmp_path: Path) -> None:
     assert shares.metadata["first_of_them"].value == [
         {"send_id": 2, "sent": 0, "delivered": 0, "unique_opens": 1, "unique_clicks": 0, "unsubscribes": 0}
     ]
+    named = checks["sends_are_named"]  # send 2's send jobs not merged either
+    assert not named.passed and named.severity == dg.AssetCheckSeverity.WARN
+    assert named.metadata["first_of_them"].value == [{"send_id": 2, "sent_at": None, "sent": 0}]
 
 
 def test_a_contact_twice_or_missing_in_customer_360_breaks_its_rule() -> None:

@@ -87,6 +87,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         assert checked == {  # the analytics tables' rules, on a real send's tracking data
             "one_row_per_subscriber": True,
             "rates_are_shares": True,
+            "sends_are_named": True,
             "one_row_per_state": True,
             "one_row_per_contact": True,
         }

@@ -159,6 +159,14 @@ CHECKS: dict[str, tuple[TableCheck, ...]] = {
             "OR unsubscribes > delivered",
             blocking=False,
         ),
+        TableCheck(
+            "sends_are_named",
+            "Each send has its email name, from the tracking extract's send jobs. A send without one "
+            "has its send day's tracking partition not merged yet (or the extract had no SendJobs.csv): "
+            "it cannot be told from the other sends by its email.",
+            "SELECT send_id, sent_at, sent FROM campaign_performance WHERE email_name IS NULL",
+            blocking=False,
+        ),
     ),
     "engagement_by_region": (
         TableCheck(
