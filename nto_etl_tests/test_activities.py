@@ -315,3 +315,50 @@ def test_the_tracking_extract_names_each_send(
     with pytest.raises(EventFileError, match=r"row 1: send_id"):
         merge_send_jobs(con, jobs, "q")
     assert con.execute("SELECT count(*) FROM send_jobs WHERE _partition = 'q'").fetchall() == [(0,)]
+
+
+def test_a_query_finds_a_sends_recipients_by_its_email_name(
+    client: MceClient, local_mce: LocalMce, audience: tuple[str, pd.DataFrame]
+) -> None:
+    """The _Job data view: the usual way to pick one email's sends out of _Sent, _Open, ..."""
+    source, rows = audience
+    name = f"{source} spring sale"
+    send_id, _ = local_mce.send(
+        source, sent_at=mce_now() - timedelta(hours=3), seed=8, subject="Spring sale", name=name
+    )
+    local_mce.send(source, sent_at=mce_now() - timedelta(hours=2), seed=9, name=f"{source} other email")
+    fields = (
+        dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
+        dex.DEField("Subject", "Text", 50),
+        dex.DEField("JobID", "Number"),
+    )
+    target = segment(client, source + "_job", fields)
+    act.run_query(
+        client,
+        act.QuerySpec(
+            f"{target}_q",
+            "SELECT s.SubscriberKey, j.EmailSubject AS Subject, j.JobID FROM _Sent s "
+            f"INNER JOIN _Job j ON s.JobID = j.JobID WHERE j.EmailName = '{name}'",
+            target,
+            target,
+        ),
+    )
+    got = all_rows(client, target, [f.name for f in fields])
+    assert sorted(got) == sorted(rows.SubscriberKey)  # every recipient, once: the other send is not joined
+    assert {(r["Subject"], r["JobID"]) for r in got.values()} == {("Spring sale", str(send_id))}
+
+    by_definition = act.start_send(client, f"{source}_def", source, "Trail news")
+    with advance(timedelta(minutes=15)):  # a send takes up to ten minutes to reach everyone
+        act.run_query(
+            client,
+            act.QuerySpec(
+                f"{target}_q",
+                "SELECT s.SubscriberKey, j.EmailSubject AS Subject, j.JobID FROM _Sent s "
+                f"INNER JOIN _Job j ON s.JobID = j.JobID WHERE j.EmailSendDefinition = '{source}_def'",
+                target,
+                target,
+            ),
+        )
+    got = all_rows(client, target, [f.name for f in fields])
+    assert {(r["Subject"], r["JobID"]) for r in got.values()} == {("Trail news", by_definition.task_id)}
+    assert len(got) == len(rows)

@@ -255,4 +255,13 @@ DATA_VIEWS = {
     "is_unique AS IsUnique FROM tracking_events WHERE event_type = 'Unsubscribe' AND visible_at <= $now",
     "_Subscribers": "SELECT 0 AS SubscriberID, subscriber_key AS SubscriberKey, email AS EmailAddress, "
     "status AS Status, created_at AS DateJoined, unsubscribed_at AS DateUnsubscribed FROM subscribers",
+    # One row per send (job). A simulated send's email name is its send definition's key, or the
+    # name it was sent under; there are no sender profiles, so the sender's columns are null.
+    "_Job": "SELECT send_id AS JobID, NULL::BIGINT AS EmailID, 0 AS AccountID, NULL::VARCHAR AS FromName, "
+    "NULL::VARCHAR AS FromEmail, sent_at AS SchedTime, sent_at AS PickupTime, sent_at AS DeliveredTime, "
+    "sent_at AS CreatedDate, sent_at AS ModifiedDate, 'Complete' AS JobStatus, definition_key AS EmailName, "
+    "subject AS EmailSubject, CASE WHEN EXISTS (SELECT 1 FROM objects o WHERE o.object_type = "
+    "'EmailSendDefinition' AND o.customer_key = sends.definition_key) THEN definition_key END "
+    "AS EmailSendDefinition, NULL::VARCHAR AS TriggererSendDefinitionObjectID, "
+    "NULL::VARCHAR AS TriggeredSendCustomerKey FROM sends WHERE sent_at <= $now",
 }
