@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from nto_etl import runner, segments
 from nto_etl.connections import local_settings
@@ -92,12 +93,8 @@ def run_demo(state_dir: Path, data_dir: Path) -> int:
 def monthly_refresh_after(day: str) -> datetime:
     """The next monthly newsletter refresh after `day`, in MCE time: the 1st, 06:00 Pacific
     (08:00 CST, as in winter)."""
-    first = datetime.fromisoformat(day).replace(day=1, hour=8)
-    return (
-        first.replace(year=first.year + 1, month=1)
-        if first.month == 12
-        else first.replace(month=first.month + 1)
-    )
+    first: datetime = (pd.Timestamp(day) + pd.offsets.MonthBegin(1)).to_pydatetime()
+    return first.replace(hour=8)
 
 
 def refreshed_as_on(at: datetime, run: Callable[[], bool]) -> bool:
