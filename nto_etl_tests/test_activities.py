@@ -362,3 +362,71 @@ def test_a_query_finds_a_sends_recipients_by_its_email_name(
     got = all_rows(client, target, [f.name for f in fields])
     assert {(r["Subject"], r["JobID"]) for r in got.values()} == {("Trail news", by_definition.task_id)}
     assert len(got) == len(rows)
+
+
+# The columns MCE documents for its system data views (shared/mce/FACTS.md, section 7; _Job from
+# the Job data view's published columns a marketer's query uses).
+_IDENTITY = "AccountID OYBAccountID JobID ListID BatchID SubscriberID SubscriberKey EventDate Domain"
+DOCUMENTED_COLUMNS = {
+    "_Sent": f"{_IDENTITY} TriggererSendDefinitionObjectID TriggeredSendCustomerKey",
+    "_Open": f"{_IDENTITY} IsUnique",
+    "_Click": f"{_IDENTITY} URL LinkName LinkContent IsUnique TriggererSendDefinitionObjectID",
+    "_Bounce": f"{_IDENTITY} IsUnique BounceCategoryID BounceCategory BounceSubcategoryID BounceSubcategory "
+    "BounceTypeID BounceType SMTPBounceReason",
+    "_Unsubscribe": f"{_IDENTITY} IsUnique",
+    "_Subscribers": "SubscriberID DateUndeliverable DateJoined DateUnsubscribed Domain EmailAddress BounceCount "
+    "SubscriberKey SubscriberType Status",
+    "_Job": "JobID EmailName EmailSubject EmailSendDefinition SchedTime DeliveredTime TriggeredSendCustomerKey",
+}
+
+
+@pytest.mark.parametrize("view", sorted(DOCUMENTED_COLUMNS))
+def test_a_query_may_use_every_documented_column_of_a_data_view(
+    client: MceClient, key: str, view: str
+) -> None:
+    target = segment(client, key, (dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),))
+    uses = " AND ".join(f"({c} IS NULL OR {c} IS NOT NULL)" for c in DOCUMENTED_COLUMNS[view].split())
+    result = act.run_query(
+        client,
+        act.QuerySpec(
+            f"{target}_q", f"SELECT TOP 1 'one' AS SubscriberKey FROM {view} WHERE {uses}", target, target
+        ),
+    )
+    assert result.message in (
+        f"0 rows written to {target} (Overwrite)",
+        f"1 rows written to {target} (Overwrite)",
+    )
+
+
+def test_subscribers_bounce_count_and_undeliverable_date_follow_the_bounces(
+    client: MceClient, sent: tuple[str, int, datetime]
+) -> None:
+    fields = (
+        dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
+        dex.DEField("BounceCount", "Number"),
+        dex.DEField("DateUndeliverable", "Date"),
+    )
+    target = segment(client, sent[0] + "_bounces", fields)
+    # Two hours on, every bounce of every send made so far is visible: none turns up between the
+    # query and the Retrieve that checks it.
+    with advance(timedelta(hours=2)):
+        act.run_query(
+            client,
+            act.QuerySpec(
+                f"{target}_q",
+                "SELECT SubscriberKey, BounceCount, DateUndeliverable FROM _Subscribers WHERE BounceCount > 0",
+                target,
+                target,
+            ),
+        )
+        bounces = pd.concat(trk.retrieve_events(client, "BounceEvent", datetime(2000, 1, 1), mce_now()))
+    hard = bounces[bounces.bounce_category == "Hard bounce"].groupby("subscriber_key").event_date.max()
+    expected = {
+        k: (str(n), pd.Timestamp(hard[k]) if k in hard.index else None)
+        for k, n in bounces.groupby("subscriber_key").size().items()
+    }
+    got = {
+        k: (r["BounceCount"], pd.Timestamp(r["DateUndeliverable"]) if r["DateUndeliverable"] else None)
+        for k, r in all_rows(client, target, [f.name for f in fields]).items()
+    }
+    assert got == expected and len(expected) > 0

@@ -235,26 +235,42 @@ def simulate(
     return pd.DataFrame(rows, columns=columns)
 
 
+# The system data views with the columns MCE documents (shared/mce/FACTS.md, section 7). What the
+# local MCE has no notion of is null: other business units (OYBAccountID), lists, subscriber ids,
+# triggered sends, bounce subcategories.
+_IDENTITY = (
+    "0 AS AccountID, NULL::BIGINT AS OYBAccountID, send_id AS JobID, 0 AS ListID, batch_id AS BatchID, "
+    "0 AS SubscriberID, subscriber_key AS SubscriberKey, event_date AS EventDate, "
+    "split_part(email, '@', 2) AS Domain, NULL::VARCHAR AS TriggererSendDefinitionObjectID, "
+    "NULL::VARCHAR AS TriggeredSendCustomerKey"
+)
+
+
+def _events(event_type: str, extra: str = "") -> str:
+    return (
+        f"SELECT {_IDENTITY}{', ' + extra if extra else ''} FROM tracking_events "
+        f"WHERE event_type = '{event_type}' AND visible_at <= $now"
+    )
+
+
 DATA_VIEWS = {
-    "_Sent": "SELECT 0 AS AccountID, send_id AS JobID, 0 AS ListID, batch_id AS BatchID, 0 AS SubscriberID, "
-    "subscriber_key AS SubscriberKey, event_date AS EventDate, split_part(email, '@', 2) AS Domain "
-    "FROM tracking_events WHERE event_type = 'Sent' AND visible_at <= $now",
-    "_Open": "SELECT 0 AS AccountID, send_id AS JobID, 0 AS ListID, batch_id AS BatchID, 0 AS SubscriberID, "
-    "subscriber_key AS SubscriberKey, event_date AS EventDate, split_part(email, '@', 2) AS Domain, "
-    "is_unique AS IsUnique FROM tracking_events WHERE event_type = 'Open' AND visible_at <= $now",
-    "_Click": "SELECT 0 AS AccountID, send_id AS JobID, 0 AS ListID, batch_id AS BatchID, 0 AS SubscriberID, "
-    "subscriber_key AS SubscriberKey, event_date AS EventDate, split_part(email, '@', 2) AS Domain, "
-    "url AS URL, url AS LinkName, url AS LinkContent, is_unique AS IsUnique "
-    "FROM tracking_events WHERE event_type = 'Click' AND visible_at <= $now",
-    "_Bounce": "SELECT 0 AS AccountID, send_id AS JobID, 0 AS ListID, batch_id AS BatchID, 0 AS SubscriberID, "
-    "subscriber_key AS SubscriberKey, event_date AS EventDate, split_part(email, '@', 2) AS Domain, "
-    "bounce_category AS BounceCategory, smtp_code AS SMTPCode, smtp_reason AS SMTPBounceReason, "
-    "is_unique AS IsUnique FROM tracking_events WHERE event_type = 'Bounce' AND visible_at <= $now",
-    "_Unsubscribe": "SELECT 0 AS AccountID, send_id AS JobID, 0 AS ListID, batch_id AS BatchID, 0 AS SubscriberID, "
-    "subscriber_key AS SubscriberKey, event_date AS EventDate, split_part(email, '@', 2) AS Domain, "
-    "is_unique AS IsUnique FROM tracking_events WHERE event_type = 'Unsubscribe' AND visible_at <= $now",
-    "_Subscribers": "SELECT 0 AS SubscriberID, subscriber_key AS SubscriberKey, email AS EmailAddress, "
-    "status AS Status, created_at AS DateJoined, unsubscribed_at AS DateUnsubscribed FROM subscribers",
+    "_Sent": _events("Sent"),
+    "_Open": _events("Open", "is_unique AS IsUnique"),
+    "_Click": _events("Click", "url AS URL, url AS LinkName, url AS LinkContent, is_unique AS IsUnique"),
+    "_Bounce": _events(
+        "Bounce",
+        "is_unique AS IsUnique, NULL::INTEGER AS BounceCategoryID, bounce_category AS BounceCategory, "
+        "NULL::INTEGER AS BounceSubcategoryID, NULL::VARCHAR AS BounceSubcategory, NULL::INTEGER AS BounceTypeID, "
+        "NULL::VARCHAR AS BounceType, smtp_reason AS SMTPBounceReason, smtp_code AS SMTPCode",
+    ),
+    "_Unsubscribe": _events("Unsubscribe", "is_unique AS IsUnique"),
+    "_Subscribers": "SELECT 0 AS SubscriberID, s.subscriber_key AS SubscriberKey, s.email AS EmailAddress, "
+    "split_part(s.email, '@', 2) AS Domain, 'ExactTarget' AS SubscriberType, s.status AS Status, "
+    "s.created_at AS DateJoined, s.unsubscribed_at AS DateUnsubscribed, b.undeliverable AS DateUndeliverable, "
+    "coalesce(b.bounces, 0) AS BounceCount FROM subscribers s LEFT JOIN (SELECT subscriber_key, count(*) AS "
+    "bounces, max(event_date) FILTER (WHERE bounce_category = 'Hard bounce') AS undeliverable "
+    "FROM tracking_events WHERE event_type = 'Bounce' AND visible_at <= $now GROUP BY subscriber_key) b "
+    "USING (subscriber_key)",
     # One row per send (job). A simulated send's email name is its send definition's key, or the
     # name it was sent under; there are no sender profiles, so the sender's columns are null.
     "_Job": "SELECT send_id AS JobID, NULL::BIGINT AS EmailID, 0 AS AccountID, NULL::VARCHAR AS FromName, "
