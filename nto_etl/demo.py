@@ -23,7 +23,7 @@ from nto_etl.defs.tracking import EXTRACT
 from nto_etl.drops import list_dated_files
 from nto_etl.mce.client import MceClient
 from nto_etl.mce_local import LocalMce
-from nto_etl.mce_local.clock import advance, mce_now
+from nto_etl.mce_local.clock import reading
 from nto_etl.sql import ident, scalar
 
 NEWSLETTER = "NTO November newsletter"
@@ -101,7 +101,7 @@ def refreshed_as_on(at: datetime, run: Callable[[], bool]) -> bool:
     """Run with the local MCE's clock at `at`: the behaviour segment's window is counted back
     from MCE's clock, so the sample's send stays in it whatever day the demo runs."""
     print(f"(the local MCE's clock reads {at:%Y-%m-%d %H:%M} for the behaviour segment: the monthly refresh)")
-    with advance(at - mce_now()):
+    with reading(at):
         return run()
 
 

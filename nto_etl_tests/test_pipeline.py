@@ -30,7 +30,7 @@ from nto_etl.harness import LocalPipeline
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce import tracking as trk
 from nto_etl.mce_local import LocalMce
-from nto_etl.mce_local.clock import advance, mce_now
+from nto_etl.mce_local.clock import reading
 from nto_etl.mce_local.faults import InjectedFault
 from nto_etl.sync import SyncOutcome, sync_partition
 from nto_etl_tests.helpers import kept_open, one_writer_at_a_time
@@ -80,7 +80,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             assert p.run(TRACKING, day).success, day
         # The segments read MCE's clock (the not-opened window): refreshed as on the 5th, not
         # on whatever day the tests run.
-        with advance(REFRESHED_AT - mce_now()):
+        with reading(REFRESHED_AT):
             later = p.run(LATER)
         assert later.success
         checked = {e.asset_check_key.name: e.passed for e in later.get_asset_check_evaluations()}

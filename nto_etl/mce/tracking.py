@@ -7,6 +7,7 @@ server time (Central Standard Time, no daylight saving).
 from __future__ import annotations
 
 import io
+import posixpath
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -78,13 +79,18 @@ def retrieve_events(
         yield _frame([{p: getattr(e, p, None) for p in properties} for e in page])
 
 
+def is_send_jobs_file(name: str) -> bool:
+    """Whether a tracking extract's file (by its name in the zip) is its send jobs, not events."""
+    return posixpath.basename(name).lower() == SEND_JOBS_FILE.lower()
+
+
 def read_tracking_extract(path: Path) -> pd.DataFrame:
     """All events in a tracking extract zip (Sent.csv, Opens.csv, ...), as one frame; its
     SendJobs.csv describes sends, not events."""
     frames = []
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
-            if name.lower() == SEND_JOBS_FILE.lower():
+            if is_send_jobs_file(name):
                 continue
             with archive.open(name) as handle:
                 frame = pd.read_csv(

@@ -416,24 +416,22 @@ class Activities:
                 archive.writestr("SendJobs.csv", self._send_jobs(start, end))
 
     def _send_jobs(self, start: datetime, end: datetime) -> str:
-        """The sends made in the window. A simulated send is named by its send definition's key
-        (or, sent straight into the local MCE, by its name); the local MCE has no sender
-        profiles or previews, so those columns are empty."""
-        definitions = {d["CustomerKey"] for d in self.store.find("EmailSendDefinition")}
+        """The sends made in the window, as the _Job data view describes them (one definition of
+        a send job in the local MCE); what it has no notion of is empty."""
+        job = DATA_VIEWS["_Job"].replace("$now", lit(mce_now().isoformat(sep=" ")))
         with self.store.connection() as con:
             sends = con.execute(
-                "SELECT send_id, sent_at, subject, definition_key FROM sends WHERE sent_at BETWEEN ? AND ? "
-                "ORDER BY send_id",
+                f"SELECT JobID, DeliveredTime, EmailSubject, EmailName, EmailSendDefinition FROM ({job}) "
+                "WHERE DeliveredTime BETWEEN ? AND ? ORDER BY JobID",
                 [start, end],
             ).fetchall()
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(SEND_JOB_COLUMNS)
-        for send_id, sent_at, subject, key in sends:
+        for send_id, sent_at, subject, name, definition in sends:
             at = sent_at.strftime(rules.RENDER_DATE_FORMAT)
-            by_definition = key if key in definitions else ""
             writer.writerow(
-                [0, send_id, "", "", at, at, subject, key, "", by_definition, "Complete", "", "True", ""]
+                [0, send_id, "", "", at, at, subject, name, "", definition or "", "Complete", "", "True", ""]
             )
         return out.getvalue()
 

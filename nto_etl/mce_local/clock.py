@@ -5,7 +5,7 @@ late-arriving tracking events appear without waiting.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 
 MCE_TIMEZONE = timezone(timedelta(hours=-6), "CST")
@@ -27,3 +27,9 @@ def advance(by: timedelta) -> Iterator[None]:
         yield
     finally:
         _offset = before
+
+
+def reading(moment: datetime) -> AbstractContextManager[None]:
+    """Run the local MCE's clock at `moment` (MCE time) inside the block, ahead or back, so
+    what is counted back from MCE's clock does not depend on the day it runs."""
+    return advance(moment - mce_now())

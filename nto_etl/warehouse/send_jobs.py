@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from nto_etl.contracts import SendJob, de_fields
-from nto_etl.mce.tracking import SEND_JOBS_FILE
+from nto_etl.mce.tracking import is_send_jobs_file
 from nto_etl.sql import insert_frame, registered, transaction
 from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
@@ -39,7 +39,7 @@ RENAMES = {
 
 def send_jobs_file(archive: Path, into: Path) -> EventFile | None:
     """The SendJobs.csv of a tracking extract zip, unpacked into `into`; None if it has none."""
-    paths = unpacked(archive, into, lambda name: name.lower() == SEND_JOBS_FILE.lower())
+    paths = unpacked(archive, into, is_send_jobs_file)
     if not paths:
         return None
     return EventFile(paths[0], RENAMES, MCE_EXTRACT_DATES, date_columns=("sched_time", "sent_time"))

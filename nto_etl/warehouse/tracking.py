@@ -18,7 +18,6 @@ Two ways to the same table:
 from __future__ import annotations
 
 import csv
-import posixpath
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import pandas as pd
 from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.mce import rules
-from nto_etl.mce.tracking import RENAMES, SEND_JOBS_FILE
+from nto_etl.mce.tracking import RENAMES, is_send_jobs_file
 from nto_etl.sql import (
     csv_as_text,
     ident,
@@ -98,17 +97,15 @@ def extract_files(archive: Path, into: Path) -> list[EventFile]:
 
     Each file is read where `extract` put it: it drops a name's leading slashes and `..`, so a
     crafted name cannot make the merge read a file outside `into`."""
-    paths = unpacked(archive, into, lambda name: name.lower() != SEND_JOBS_FILE.lower())
+    paths = unpacked(archive, into, lambda name: not is_send_jobs_file(name))
     return [EventFile(path, RENAMES, MCE_EXTRACT_DATES) for path in paths]
 
 
 def unpacked(archive: Path, into: Path, wanted: Callable[[str], bool]) -> list[Path]:
-    """The CSVs of `archive` whose base name is `wanted`, unpacked into `into`."""
+    """The CSVs of `archive` whose name in the zip is `wanted`, unpacked into `into`."""
     into.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive) as zipped:
-        names = sorted(
-            n for n in zipped.namelist() if n.lower().endswith(".csv") and wanted(posixpath.basename(n))
-        )
+        names = sorted(n for n in zipped.namelist() if n.lower().endswith(".csv") and wanted(n))
         return [Path(zipped.extract(name, into)) for name in names]
 
 
