@@ -1,7 +1,7 @@
 """How long the pipeline's own copies of the data are kept on disk.
 
-Every day leaves a staged file, a rejects file and a delta file per dataset: for 1M contacts
-about 200 MB a day, with personal data in each, and nothing needs them once the day's
+Every day leaves a staged file, a rejects file and a delta file per dataset (and the staged
+rows' fingerprints, `.npz`): for 1M contacts about 200 MB a day, with personal data in each, and nothing needs them once the day's
 imports and loads are done (a re-run of an old day stages its export again). Files not
 modified for `NTO_KEEP_FILES_DAYS` days (default 30) are removed. The age is the file's own,
 not the day in its name, so a backfill's freshly staged old day is never removed under it.
@@ -18,7 +18,7 @@ from nto_etl.mce.settings import env_number
 
 KEEP_VARIABLE = "NTO_KEEP_FILES_DAYS"
 DEFAULT_KEEP_DAYS = "30"
-KEPT_SUFFIXES = (".csv", ".part")  # what staging and the sync write there, nothing else
+KEPT_SUFFIXES = (".csv", ".npz", ".part")  # what staging and the sync write there, nothing else
 
 
 def keep_days(env: Mapping[str, str] = os.environ) -> float:

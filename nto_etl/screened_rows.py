@@ -70,10 +70,11 @@ class ScreenedRows:
                     f"UPDATE {STORE} SET __ok = false WHERE rowid + 1 IN (SELECT __row FROM __set_aside)"
                 )
             return
-        ok = pc.fill_null(self.table.column("__ok"), False).to_numpy(zero_copy_only=False).copy()
-        ok[np.asarray(rows, dtype=np.int64) - 1] = False
+        aside = np.zeros(self.table.num_rows, dtype=bool)
+        aside[np.asarray(rows, dtype=np.int64) - 1] = True
+        ok = pc.if_else(arrow.array(aside), False, self.table.column("__ok"))  # nulls elsewhere stay
         index = self.table.schema.get_field_index("__ok")
-        self._register(self.table.set_column(index, "__ok", arrow.array(ok)))
+        self._register(self.table.set_column(index, "__ok", ok))
 
     def release(self) -> None:
         """Free the rows (the memory of the Arrow table, or the table's pages)."""

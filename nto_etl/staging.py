@@ -5,7 +5,9 @@
 Out come two files: the staged CSV (valid rows, MCE's formats, the contract's column
 order, one row per primary key) and a rejects CSV (for each refused row: its row and
 line number in the source, the column, the failed check and the value). A file that
-cannot be read at all raises `ExportFileError` and stages nothing.
+cannot be read at all raises `ExportFileError` and stages nothing. Given the fingerprints of
+the raw rows MCE holds (`known`), the staged CSV leaves those rows out, and the staged rows'
+fingerprints are written beside it (`nto_etl.fingerprints`).
 
 Rules (documented in the README):
 - empty cells are nulls (MCE stores no empty strings); text is kept as text, so leading
@@ -36,6 +38,13 @@ from nto_etl.contracts.fields import dataset_info, de_fields
 from nto_etl.contracts.screen import Screen, compile_screen
 from nto_etl.csv_writer import write_csv
 from nto_etl.export_scan import ExportScan, scan_export
+from nto_etl.fingerprints import (
+    Fingerprints,
+    fingerprint_sql,
+    fingerprints_file,
+    rules_identity,
+    write_fingerprints,
+)
 from nto_etl.mce import rules
 from nto_etl.mce.fields import DEField, duckdb_type
 from nto_etl.screened_rows import ScreenedRows, memory_bytes
@@ -75,6 +84,8 @@ class StageResult:
     # `rows_via_pandera`), or "pandas" (every row through pandera).
     engine: str = "pandas"
     rows_via_pandera: int = 0
+    # Rows whose raw values are those of a row MCE holds (`known`): neither validated nor staged.
+    rows_known: int = 0
 
     @property
     def reject_share(self) -> float:
@@ -91,6 +102,7 @@ def stage_export(
     storage_options: dict[str, Any] | None = None,
     name: str | None = None,
     engine: Engine = "duckdb",
+    known: Fingerprints | None = None,
 ) -> StageResult:
     """Validate `source` (any fsspec URL or path) against `model` and write staged + rejects CSVs.
 
@@ -100,6 +112,13 @@ def stage_export(
     with pandera, in chunks of `block_bytes`. Both write the same bytes; DuckDB falls back
     to the pandas engine for files its reader refuses (malformed rows, bad encodings), whose
     problems the pandas engine reports precisely.
+
+    With `known` (the fingerprints of the raw rows MCE holds, `nto_etl.fingerprints`), every
+    row is fingerprinted as it is read, and the staged file's fingerprints are written beside
+    it. A row found among `known` is neither validated nor staged: MCE holds its staged text
+    already. It still counts for the row and line numbers, and a key it repeats is ranked
+    with it, so the rejects are those of a full staging. The pandas engine fingerprints
+    nothing and stages every row.
     """
     fields = de_fields(model)
     columns = [f.name for f in fields]
@@ -128,7 +147,9 @@ def stage_export(
             export = _Export(source, options, header, delimiter, block_bytes)
             screened = ScreenedRows(con, in_memory=in_memory)
             rows_read = (
-                _stage_screened(con, export, model, screen, screened, scan) if screen is not None else None
+                _stage_screened(con, export, model, screen, screened, scan, known)
+                if screen is not None
+                else None
             )
             used = "duckdb"
             if rows_read is None:
@@ -141,13 +162,24 @@ def stage_export(
                 f"CREATE TEMP VIEW staged_rows AS SELECT {names}, __row, NULL::BIGINT AS __line "
                 f"FROM screened WHERE __ok UNION ALL SELECT {names}, __row, __line FROM rescued"
             )
+            # A key is ranked among every row holding it, the rows MCE holds (not staged) included.
+            con.execute(
+                f"CREATE TEMP VIEW keyed_rows AS SELECT * FROM staged_rows "
+                f"UNION ALL SELECT {names}, __row, NULL FROM screened WHERE __ok IS NULL"
+            )
             via_pandera = (
                 rows_read if used == "pandas" else scalar(con, "SELECT count(*) FROM screened WHERE NOT __ok")
+            )
+            rows_known = (
+                0 if used == "pandas" else scalar(con, "SELECT count(*) FROM screened WHERE __ok IS NULL")
             )
 
             info = dataset_info(model)
             superseded = _resolve_duplicates(con, screened, info.primary_key, info.modified_column)
+            fingerprints_file(staged_path).unlink(missing_ok=True)  # an earlier staging's
             staged = _write_staged(con, fields, staged_path)
+            if used == "duckdb" and known is not None:
+                _write_fingerprints(con, staged_path, rows_known)
             screened.release()
             write_csv(con, 'SELECT * FROM rejects ORDER BY row, "column" NULLS FIRST, "check"', rejects_path)
             rejected = scalar(
@@ -172,6 +204,7 @@ def stage_export(
         failures,
         used,
         via_pandera,
+        rows_known,
     )
 
 
@@ -241,6 +274,7 @@ def _stage_screened(
     screen: Screen,
     screened: ScreenedRows,
     scan: Future[ExportScan],
+    known: Fingerprints | None = None,
 ) -> int | None:
     """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it).
 
@@ -249,10 +283,22 @@ def _stage_screened(
     the file's line feeds (blank lines, which the reader skips, or lines ended by bare
     carriage returns), Python's csv module numbers the lines instead."""
     file_rows = f"SELECT * FROM {_as_text(con, export)}"
+    columns = [f.name for f in screen.fields]
+    extra, skip, keep = [_breaks(columns)], None, tuple[str, ...]()
+    if known is not None:  # fingerprinted as read; the rows MCE holds keep only what ranking needs
+        rules = rules_identity(screen.passes, *screen.typed.values(), staged_select(screen.fields))
+        file_rows = f"SELECT *, {fingerprint_sql(columns, rules)} AS __fp FROM ({file_rows})"
+        extra.append("__fp")
+        if len(known):
+            known.register(con, "__known")
+            file_rows = f"SELECT *, __known(__fp) AS __skip FROM ({file_rows})"
+            info = dataset_info(model)
+            skip, keep = (
+                "__skip",
+                (*info.primary_key, *([info.modified_column] if info.modified_column else [])),
+            )
     try:
-        rows = screened.fill(
-            screen.screening(file_rows, _breaks([f.name for f in screen.fields]))
-        )  # one pass
+        rows = screened.fill(screen.screening(file_rows, *extra, skip=skip, keep=keep))  # one pass
     except duckdb.InvalidInputException:
         return None
     con.execute(
@@ -690,14 +736,14 @@ def _resolve_duplicates(
     # Only the rows whose key hash repeats are ranked (by their keys themselves): in a normal
     # export that is a handful of rows. Only the columns ranking needs are read.
     key_hash = f"hash({partition})"
-    repeated = repeated_hashes(con, f"SELECT {key_hash} AS h FROM staged_rows")
+    repeated = repeated_hashes(con, f"SELECT {key_hash} AS h FROM keyed_rows")
     if not len(repeated):
         return 0
     needed = ", ".join(ident(c) for c in dict.fromkeys([*key, *([modified] if modified else [])]))
     with registered(con, "__repeated", pd.DataFrame({"h": repeated})):
         con.execute(
             f"CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS __rank, first_value(__row) OVER w AS __winner "
-            f"FROM (SELECT {needed}, __row, __line FROM staged_rows WHERE {key_hash} IN (SELECT h FROM __repeated)) "
+            f"FROM (SELECT {needed}, __row, __line FROM keyed_rows WHERE {key_hash} IN (SELECT h FROM __repeated)) "
             f"WINDOW w AS (PARTITION BY {partition} ORDER BY {order})"
         )
     superseded = scalar(con, "SELECT count(*) FROM ranked WHERE __rank > 1")
@@ -735,6 +781,17 @@ def _write_staged(con: duckdb.DuckDBPyConnection, fields: tuple[DEField, ...], p
         "staged_rows ORDER BY __row" if scalar(con, "SELECT count(*) FROM rescued") else "screened WHERE __ok"
     )
     return write_csv(con, f"SELECT {staged_select(fields)} FROM {rows}", path)
+
+
+def _write_fingerprints(con: duckdb.DuckDBPyConnection, staged_path: Path, skipped: int) -> None:
+    """The staged rows' fingerprints, in the staged file's order (`_write_staged`'s)."""
+    rescued = scalar(con, "SELECT count(*) FROM rescued")
+    query = (
+        "SELECT s.__fp FROM staged_rows r JOIN screened s USING (__row) ORDER BY r.__row"
+        if rescued
+        else "SELECT __fp FROM screened WHERE __ok"
+    )
+    write_fingerprints(staged_path, con.execute(query).fetchnumpy()["__fp"], skipped)
 
 
 def read_staged(path: Path | str, model: type[pa.DataFrameModel]) -> pd.DataFrame:

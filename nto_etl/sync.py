@@ -34,6 +34,7 @@ from nto_etl.config import CrmExportConfig
 from nto_etl.contracts import dataset_info
 from nto_etl.de_specs import de_spec
 from nto_etl.delta import drop_delta, hold_delta, prepare_delta, record_delta
+from nto_etl.fingerprints import read_fingerprints
 from nto_etl.ledger import ImportLedger, LedgerEntry
 from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
@@ -106,6 +107,8 @@ def sync_partition(
             work_dir / f"{staged.stem}.delta.csv",
             modified_column=dataset_info(export.model).modified_column,
             full_refresh=full_refresh or not export.delta,
+            fingerprints=fingerprinted.values if (fingerprinted := read_fingerprints(staged)) else None,
+            partition_key=partition_key,
         )
         rows_staged = delta.rows + delta.unchanged
         if delta.rows == 0:
@@ -128,7 +131,7 @@ def sync_partition(
             return ledger.claim(export.de_key, sha, partition_key, key, file_name, delta.rows, seen)
 
         claimed_at = claim(ledger, entry) if entry is None or not entry.open else None
-        hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key))
+        hold_delta(con, export.de_key, sha, ledger.in_flight(export.de_key), partition_key)
 
     # A run that died between Perform and recording its task id may have left the Perform in
     # flight (a timed-out request is not a cancelled one): its task is looked for this long.

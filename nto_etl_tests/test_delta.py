@@ -80,18 +80,23 @@ def test_a_keyed_table_from_an_earlier_version_is_migrated_with_its_rows(tmp_pat
     source = staged(tmp_path, [row(1), row(2)], "s.csv")
     delta(con, source, tmp_path / "first.csv")
     imported(con)
-    # What earlier versions made: the same rows, with a primary key.
+    # What earlier versions made: the same rows, with a primary key and no raw fingerprints.
     con.execute(
         "CREATE TABLE keyed (de_key VARCHAR NOT NULL, row_key VARCHAR NOT NULL, row_hash VARCHAR NOT NULL, "
-        "modified_at TIMESTAMP, PRIMARY KEY (de_key, row_key)); INSERT INTO keyed SELECT * FROM row_hashes; "
-        "DROP TABLE row_hashes; ALTER TABLE keyed RENAME TO row_hashes"
+        "modified_at TIMESTAMP, PRIMARY KEY (de_key, row_key)); "
+        "INSERT INTO keyed SELECT de_key, row_key, row_hash, modified_at FROM row_hashes; "
+        "DROP TABLE row_hashes; ALTER TABLE keyed RENAME TO row_hashes; "
+        "ALTER TABLE pending_row_hashes DROP COLUMN raw_fp; ALTER TABLE pending_row_hashes DROP COLUMN staged_in"
     )
     assert delta(con, source, tmp_path / "second.csv")[:2] == (0, 2)
     constraints = con.execute(
         "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'row_hashes' AND constraint_type = 'PRIMARY KEY'"
     ).fetchall()
     assert constraints == [(0,)]
-    assert con.execute("SELECT count(*) FROM row_hashes").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*), count(raw_fp) FROM row_hashes").fetchall() == [(2, 0)]
+    assert con.execute("SELECT count(raw_fp), count(staged_in) FROM pending_row_hashes").fetchall() == [
+        (0, 0)
+    ]
 
 
 def test_every_row_changed_or_a_full_refresh_sends_the_staged_file_as_it_is(tmp_path: Path) -> None:

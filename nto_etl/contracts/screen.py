@@ -62,12 +62,16 @@ class Screen:
     typed: dict[str, str]  # typed column -> SQL of its value in the contract's type, over its text
     passes: str  # SQL over the text and the `__value_` columns, true when every rule certainly holds
 
-    def _values(self) -> str:
-        return "".join(f", {expr} AS {ident(VALUE + name)}" for name, expr in self.typed.items())
+    def _values(self, skip: str | None, keep: tuple[str, ...]) -> str:
+        return "".join(
+            f", {_unless(skip, expr, name in keep)} AS {ident(VALUE + name)}"
+            for name, expr in self.typed.items()
+        )
 
-    def _typed_select(self) -> str:
+    def _typed_select(self, skip: str | None, keep: tuple[str, ...]) -> str:
         return ", ".join(
-            f"{ident(VALUE + f.name)} AS {ident(f.name)}" if f.name in self.typed else ident(f.name)
+            f"{_unless(skip, ident(VALUE + f.name) if f.name in self.typed else ident(f.name), f.name in keep)} "
+            f"AS {ident(f.name)}"
             for f in self.fields
         )
 
@@ -83,17 +87,24 @@ class Screen:
         kept = "".join(f", {ident(RAW + f.name)} VARCHAR" for f in self._kept_as_read)
         return f"{typed}, __ok BOOLEAN{kept}"
 
-    def screening(self, rows: str, *extra: str) -> str:
+    def screening(self, rows: str, *extra: str, skip: str | None = None, keep: tuple[str, ...] = ()) -> str:
         """SELECT of `table_columns()` (then the `extra` expressions, over the text columns) for
-        the rows of `rows`, a query giving the contract's columns as text."""
+        the rows of `rows`, a query giving the contract's columns as text.
+
+        `skip` names a boolean column of `rows`: where it is true the row is not screened. Its
+        `__ok` is null and its values are null, except those of the columns in `keep`."""
         kept = "".join(
             f", CASE WHEN NOT __ok THEN {ident(f.name)} END AS {ident(RAW + f.name)}"
             for f in self._kept_as_read
         )
         more = "".join(f", {e}" for e in extra)
         # Typed values first, once each (DuckDB does not share a repeated cast within a filter).
-        with_values = f"SELECT *{self._values()} FROM ({rows})"
-        return f"SELECT {self._typed_select()}, __ok{kept}{more} FROM (SELECT *, {self.passes} AS __ok FROM ({with_values}))"
+        with_values = f"SELECT *{self._values(skip, keep)} FROM ({rows})"
+        ok = _unless(skip, self.passes, False)
+        return (
+            f"SELECT {self._typed_select(skip, keep)}, __ok{kept}{more} "
+            f"FROM (SELECT *, {ok} AS __ok FROM ({with_values}))"
+        )
 
     def as_read(self) -> str:
         """Select list over such a table giving each column's text as read, for pandera to judge."""
@@ -101,6 +112,12 @@ class Screen:
             f"{ident(RAW + f.name)} AS {ident(f.name)}" if f.field_type not in TEXT_TYPES else ident(f.name)
             for f in self.fields
         )
+
+
+def _unless(skip: str | None, expr: str, kept: bool) -> str:
+    """`expr`, or null where the boolean column `skip` is true (CASE: DuckDB then evaluates
+    `expr` only for the other rows)."""
+    return expr if skip is None or kept else f"CASE WHEN {ident(skip)} THEN NULL ELSE {expr} END"
 
 
 def compile_screen(model: type[pa.DataFrameModel]) -> Screen | None:
