@@ -46,8 +46,13 @@ class LocalPipeline:
         self.client = MceClient(local_settings(mce.info)[0])
 
     def run(
-        self, selection: dg.AssetSelection, partition: str | None = None, **kwargs: Any
+        self,
+        selection: dg.AssetSelection,
+        partition: str | None = None,
+        ops: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> dg.ExecuteInProcessResult:
+        """Materialize `selection`; `ops`: each asset's run config, by op name."""
         resource_module._status_checked.clear()  # a fresh run checks GetSystemStatus again
         return dg.materialize(
             self.assets,
@@ -55,7 +60,7 @@ class LocalPipeline:
             partition_key=partition,
             resources=self.resources,
             raise_on_error=False,
-            run_config=runner.QUIET,
+            run_config={**runner.QUIET, "ops": {op: {"config": c} for op, c in (ops or {}).items()}},
             **kwargs,
         )
 

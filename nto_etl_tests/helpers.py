@@ -10,9 +10,11 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import duckdb
+from dagster_duckdb import DuckDBResource
 from sshfs import SSHFileSystem
 
 from nto_etl import transfer
+from nto_etl.defs.resources import PipelineStorage
 from nto_etl.mce import data_extensions as dex
 from nto_etl.mce.client import MceClient
 from nto_etl.sync import Connect
@@ -76,3 +78,9 @@ def one_writer_at_a_time(database: Path) -> Connect:
             yield con
 
     return connect
+
+
+def staging_resources(storage: PipelineStorage, tmp_path: Path) -> dict[str, object]:
+    """What the CRM chains' staging and loading assets need, for a test that runs them alone:
+    the storage, and a warehouse of the test's own (staging reads what MCE holds from it)."""
+    return {"storage": storage, "warehouse": DuckDBResource(database=str(tmp_path / "warehouse.duckdb"))}

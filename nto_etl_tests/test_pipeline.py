@@ -33,7 +33,7 @@ from nto_etl.mce_local import LocalMce
 from nto_etl.mce_local.clock import reading
 from nto_etl.mce_local.faults import InjectedFault
 from nto_etl.sync import SyncOutcome, sync_partition
-from nto_etl_tests.helpers import kept_open, one_writer_at_a_time
+from nto_etl_tests.helpers import all_rows, kept_open, one_writer_at_a_time
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -237,16 +237,28 @@ def fingerprint(p: Pipeline) -> dict[str, int]:
     """A hash of every table that must not change when nothing new arrives."""
     tables = {
         "import_ledger": "SELECT * EXCLUDE (started_at, finished_at) FROM import_ledger",
+        # What MCE holds; the raw fingerprints only fill in (`recorded_fingerprints`).
+        "row_hashes": "SELECT * EXCLUDE (raw_fp, staged_in) FROM row_hashes",
         **{
             t: f"SELECT * FROM {t}"
-            for t in ("row_hashes", "crm_contacts", "tracking_events", "web_page_views", "customer_360")
+            for t in ("crm_contacts", "tracking_events", "web_page_views", "customer_360")
         },
     }
     return {name: hash(tuple(sorted(map(repr, p.sql(query))))) for name, query in tables.items()}
 
 
+def recorded_fingerprints(p: Pipeline) -> dict[str, tuple[int, str]]:
+    """Each row's recorded raw fingerprint and the day that staged it, where one is recorded."""
+    rows = p.sql(
+        "SELECT de_key || '/' || row_key, raw_fp, staged_in FROM row_hashes WHERE raw_fp IS NOT NULL"
+    )
+    return {key: (fp, day) for key, fp, day in rows}
+
+
 def test_a_backfill_over_days_already_done_changes_nothing(pipeline: Pipeline) -> None:
     before, imports, creates = fingerprint(pipeline), pipeline.imports_started(), pipeline.calls("Create")
+    fingerprinted = recorded_fingerprints(pipeline)
+    assert fingerprinted  # the days after the first import fingerprinted their rows
     uploads = pipeline.resources["storage"].upload_dir("contacts")
     old, recent = uploads / "contacts_2026-09-01.delta.csv", uploads / "contacts_2026-10-31.delta.csv"
     for path, days in ((old, 31), (recent, 29)):
@@ -265,6 +277,8 @@ def test_a_backfill_over_days_already_done_changes_nothing(pipeline: Pipeline) -
     assert not old.exists() and recent.exists()
     assert pipeline.run(LATER).success
     assert fingerprint(pipeline) == before
+    after = recorded_fingerprints(pipeline)
+    assert {key: after[key] for key in fingerprinted} == fingerprinted  # kept; others may fill in
     assert pipeline.imports_started() == imports  # no second import of anything
     assert pipeline.calls("Create") == creates  # no import definition, no data extension
 
@@ -565,6 +579,52 @@ def test_a_blocking_reject_check_stops_the_import(tmp_path: Path) -> None:
         assert checks[REJECTS_CHECK].metadata["reject_share"].value == 1.0
         assert not result.asset_materializations_for_node("mce__contacts_de")
         assert p.imports_started() == 0
+
+
+def test_a_days_staging_skips_the_rows_mce_holds_and_a_full_refresh_restages_them(tmp_path: Path) -> None:
+    """Daily full exports through the assets: the day after the first import fingerprints every
+    row; the next skips the rows MCE holds; a full refresh must stage them again first."""
+    from nto_etl_tests.test_staging import HEADER, contact
+
+    drop = tmp_path / "drop" / "contacts"
+    drop.mkdir(parents=True)
+    day_two = [*(contact(f"C{i}") for i in range(1, 4)), contact("C4", first_name="Dee"), contact("C5")]
+    exports = {
+        "2026-11-01": [contact(f"C{i}") for i in range(1, 5)],
+        "2026-11-02": day_two,
+        "2026-11-03": [contact("C1", first_name="Eve", modified_at="2026-01-04 09:00:00"), *day_two[1:]],
+    }
+    for day, rows in exports.items():
+        (drop / f"contacts_{day}.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    with LocalMce(tmp_path / "mce") as mce:
+        p = Pipeline(tmp_path, mce, drop=tmp_path / "drop")
+        chain = dg.AssetSelection.assets(
+            dg.AssetKey(["crm", "contacts_export"]), staged_key("contacts"), de_key("contacts")
+        )
+
+        def day(partition: str, ops: dict[str, Any] | None = None) -> tuple[int, int, int]:
+            result = p.run(chain, partition, ops)
+            assert result.success, partition
+            [staged] = result.asset_materializations_for_node("staging__contacts")
+            [synced] = result.asset_materializations_for_node("mce__contacts_de")
+            held, rows = staged.metadata["rows_mce_holds"].value, staged.metadata["dagster/row_count"].value
+            return held, rows, synced.metadata["rows_uploaded"].value  # type: ignore[return-value]
+
+        assert day("2026-11-01") == (0, 4, 4)
+        assert day("2026-11-02") == (0, 5, 2)  # every row fingerprinted; C4 changed, C5 new
+        assert day("2026-11-03") == (4, 1, 1)  # C2-C5 as MCE holds them: only C1 staged
+
+        refresh = {"mce__contacts_de": {"full_refresh": True}}
+        refused = p.run(dg.AssetSelection.assets(de_key("contacts")), "2026-11-03", refresh)
+        assert not refused.success
+        failure = str(refused.get_step_failure_events()[0].event_specific_data.error)  # type: ignore[union-attr]
+        assert "left out 4 rows MCE already holds" in failure and "full_refresh: true first" in failure
+        assert day("2026-11-03", {"staging__contacts": {"full_refresh": True}, **refresh}) == (0, 5, 5)
+        names = {
+            k: v["first_name"]
+            for k, v in all_rows(p.client, CONTACTS.de_key, ["subscriber_key", "first_name"]).items()
+        }
+        assert names == {"KC1": "Eve", "KC2": "Ann", "KC3": "Ann", "KC4": "Dee", "KC5": "Ann"}
 
 
 def test_mce_in_maintenance_fails_clearly_before_any_work(tmp_path: Path) -> None:

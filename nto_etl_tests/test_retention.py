@@ -14,6 +14,7 @@ from nto_etl.defs.crm_sync import export_key, staged_key
 from nto_etl.defs.resources import PipelineStorage
 from nto_etl.mce.errors import MceConfigurationError
 from nto_etl.retention import keep_days, remove_old_files
+from nto_etl_tests.helpers import staging_resources
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "crm"
 DAY = 86400
@@ -41,7 +42,9 @@ def test_staging_removes_its_files_not_touched_for_the_kept_days(
     monkeypatch.setenv("NTO_KEEP_FILES_DAYS", "30")
     wanted = {export_key("contacts"), staged_key("contacts")}
     assets = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted]
-    result = dg.materialize(assets, partition_key="2026-11-01", resources={"storage": storage})
+    result = dg.materialize(
+        assets, partition_key="2026-11-01", resources=staging_resources(storage, tmp_path)
+    )
     assert result.success
     [staged] = result.asset_materializations_for_node("staging__contacts")
     assert staged.metadata["old_files_removed"].value == 2
@@ -69,15 +72,13 @@ def test_only_the_pipelines_old_files_directly_in_the_folder_go(tmp_path: Path) 
 
 
 def test_loading_a_day_whose_staged_file_is_gone_says_to_stage_it_again(tmp_path: Path) -> None:
-    from dagster_duckdb import DuckDBResource
-
     storage = PipelineStorage(crm_drop_url=str(SAMPLE), work_dir=str(tmp_path / "work"))
     load = dg.AssetKey(["warehouse", "crm_contacts"])
     assets = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition) and load in a.keys]
     result = dg.materialize(
         assets,
         partition_key="2026-11-09",
-        resources={"storage": storage, "warehouse": DuckDBResource(database=str(tmp_path / "w.duckdb"))},
+        resources=staging_resources(storage, tmp_path),
         raise_on_error=False,
     )
     [failure] = result.get_step_failure_events()
@@ -94,7 +95,10 @@ def test_a_bad_kept_days_setting_stops_staging_before_it_writes(
     wanted = {export_key("contacts"), staged_key("contacts")}
     assets = [a for a in defs().assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted]
     result = dg.materialize(
-        assets, partition_key="2026-11-01", resources={"storage": storage}, raise_on_error=False
+        assets,
+        partition_key="2026-11-01",
+        resources=staging_resources(storage, tmp_path),
+        raise_on_error=False,
     )
     [failure] = result.get_step_failure_events()
     assert "NTO_KEEP_FILES_DAYS must be a number" in str(failure.event_specific_data)

@@ -24,6 +24,7 @@ from nto_etl.mce_local import LocalMce
 from nto_etl.secrets import Secret, shown_url
 from nto_etl.staging import ExportFileError, stage_export
 from nto_etl.transfer import SftpSettings
+from nto_etl_tests.helpers import staging_resources
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "crm"
 
@@ -102,7 +103,7 @@ def test_a_crm_drop_over_sftp_with_a_password_in_its_url_never_shows_it(
         return dg.materialize(
             chain,
             partition_key=day,
-            resources={"storage": storage},
+            resources=staging_resources(storage, tmp_path),
             raise_on_error=False,
         )
 

@@ -9,7 +9,9 @@ from dagster_duckdb import DuckDBResource
 from nto_etl.config import CrmExportConfig, default_config
 from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
+from nto_etl.delta import known_fingerprints
 from nto_etl.export_scan import scan_export
+from nto_etl.fingerprints import read_fingerprints
 from nto_etl.mce.errors import MceImportError
 from nto_etl.retention import keep_days, remove_old_files
 from nto_etl.secrets import shown_url
@@ -22,7 +24,13 @@ RECONCILE_CHECK = "import_reconciles"
 
 class SyncConfig(dg.Config):
     full_refresh: bool = False
-    """Upload every staged row, not only those changed since the last successful import."""
+    """Upload every staged row, not only those changed since the last successful import. The
+    rows MCE already holds were not staged: stage the day with `full_refresh` first."""
+
+
+class StagingConfig(dg.Config):
+    full_refresh: bool = False
+    """Stage every row, those MCE already holds included (before the data extension's full refresh)."""
 
 
 def export_key(dataset: str) -> dg.AssetKey:
@@ -81,8 +89,16 @@ def export_asset(dataset: str, key: dg.AssetKey, locate: Locate, group: str) -> 
 
 
 def staged_asset(
-    dataset: str, source: dg.AssetKey, key: dg.AssetKey, locate: Locate, max_share: float, group: str
+    dataset: str,
+    source: dg.AssetKey,
+    key: dg.AssetKey,
+    locate: Locate,
+    max_share: float,
+    group: str,
+    skips_rows_of: str | None = None,
 ) -> dg.AssetsDefinition:
+    """`skips_rows_of`: the data extension whose rows (those MCE holds, by their raw
+    fingerprints) the staging skips, for a dataset imported by delta."""
     from nto_etl.contracts import MODELS
 
     model = MODELS[dataset]
@@ -94,7 +110,12 @@ def staged_asset(
         group_name=group,
         kinds={"pandera", "csv"},
         description=f"{dataset} validated against the {model.__name__} contract: the CSV MCE imports, and a rejects "
-        "file naming each refused row's line, column, check and value.",
+        "file naming each refused row's line, column, check and value."
+        + (
+            f" Rows MCE already holds in {skips_rows_of}, exactly as an earlier day staged them, are not staged again."
+            if skips_rows_of
+            else ""
+        ),
         check_specs=[
             dg.AssetCheckSpec(
                 REJECTS_CHECK,
@@ -104,12 +125,25 @@ def staged_asset(
             )
         ],
     )
-    def _staged(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+    def _staged(
+        context: dg.AssetExecutionContext,
+        config: StagingConfig,
+        storage: PipelineStorage,
+        warehouse: DuckDBResource,
+    ) -> dg.MaterializeResult:
         url = locate(storage, context.partition_key)
         keep = keep_days()  # a bad setting stops the step before any work
+        known = None
+        if skips_rows_of is not None and not config.full_refresh:
+            with warehouse_connection(warehouse) as con:
+                known = known_fingerprints(con, skips_rows_of, context.partition_key)
         try:
             result = stage_export(
-                url, model, storage.staging_dir(dataset), name=f"{dataset}_{context.partition_key}"
+                url,
+                model,
+                storage.staging_dir(dataset),
+                name=f"{dataset}_{context.partition_key}",
+                known=known,
             )
         except ExportFileError as exc:
             raise dg.Failure(description=str(exc), metadata={"file": shown_url(url)}) from None
@@ -119,6 +153,7 @@ def staged_asset(
             metadata={
                 "dagster/row_count": result.rows_staged,
                 "rows_read": result.rows_read,
+                "rows_mce_holds": result.rows_known,
                 "rows_rejected": result.rows_rejected,
                 "duplicate_keys_resolved": result.duplicates_superseded,
                 "validation_engine": result.engine,
@@ -178,6 +213,12 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         keep = keep_days()  # a bad setting stops the step before any work
         staged = staged_file(storage, export.dataset, context.partition_key)
+        if config.full_refresh and (fingerprinted := read_fingerprints(staged)) and fingerprinted.skipped:
+            raise dg.Failure(
+                description=f"a full refresh sends every row, but the staging of {context.partition_key} left out "
+                f"{fingerprinted.skipped} rows MCE already holds: materialize "
+                f"{staged_key(export.dataset).to_user_string()} with full_refresh: true first"
+            )
         with mce_failures(), mce.sftp() as fs:
             client = mce.client()
             try:
@@ -263,7 +304,15 @@ def crm_chain(export: CrmExportConfig) -> list[dg.AssetsDefinition]:
 
     return [
         export_asset(d, export_key(d), locate, "crm"),
-        staged_asset(d, export_key(d), staged_key(d), locate, export.max_reject_share, "staging"),
+        staged_asset(
+            d,
+            export_key(d),
+            staged_key(d),
+            locate,
+            export.max_reject_share,
+            "staging",
+            skips_rows_of=export.de_key if export.delta else None,
+        ),
         de_asset(export),
     ]
 
