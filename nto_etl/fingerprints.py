@@ -8,9 +8,10 @@ the row's raw values. The delta records, beside the MD5 of each row MCE holds, t
 fingerprint of the raw row it was staged from (`row_hashes.raw_fp`); the next staging
 skips the rows whose fingerprint is among them.
 
-The rules' identity covers the screen, the rendering and DuckDB's version (its `hash()` is
-not promised to stay the same across versions): a change to any of them makes every
-fingerprint new, so every row is validated again.
+The rules' identity covers the screen, the rendering and the versions of DuckDB (its `hash()`
+is not promised to stay the same across versions), pandas and pandera (which decide the rows
+the screen does not pass): a change to any of them makes every fingerprint new, so every
+row is validated again.
 
     known = known_fingerprints(con, "NTO_Contacts")  # what MCE holds (nto_etl.delta)
     result = stage_export(url, Contact, out, known=known)
@@ -27,6 +28,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pandera
 import pyarrow as arrow
 from duckdb.func import PythonUDFType
 
@@ -50,7 +52,8 @@ class StagedFingerprints:
 
 def rules_identity(*parts: str) -> str:
     """A short name for the rules a row is staged under (the SQL that screens and renders it)."""
-    digest = hashlib.sha256("\x1f".join([duckdb.__version__, *parts]).encode())
+    versions = [duckdb.__version__, pd.__version__, pandera.__version__]
+    digest = hashlib.sha256("\x1f".join([*versions, *parts]).encode())
     return digest.hexdigest()[:16]
 
 
