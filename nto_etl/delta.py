@@ -5,9 +5,10 @@ by its primary key, and kept in DuckDB once MCE has imported it without errors. 
 are kept the fingerprint of the raw row it was staged from (`raw_fp`, `nto_etl.fingerprints`),
 when the staging wrote one, and the partition whose staged file held that row (`staged_in`):
 a later day's staging skips the raw rows MCE holds. Only a later day's: the row stays in the
-warehouse's table of that earlier partition, which a re-run of that day would otherwise empty. Between
-the upload and the end of the import the hashes wait in `pending_row_hashes`, under the
-content's hash, so the sync need not hold the warehouse open while MCE imports. A row
+warehouse's table of that earlier partition, which a re-run of that day would otherwise empty.
+
+Between the upload and the end of the import the hashes wait in `pending_row_hashes`, under
+the content's hash, so the sync need not hold the warehouse open while MCE imports. A row
 older (by the contract's modified column) than the one MCE has is stale and never sent:
 backfilling an old day cannot undo a newer change.
 """
@@ -137,9 +138,8 @@ def _compare(
     fingerprints: np.ndarray | None,
     partition_key: str | None,
 ) -> Delta:
-    if full_refresh or not has_rows(
-        con, de_key
-    ):  # every row is new: their hashes, and the staged file itself
+    if full_refresh or not has_rows(con, de_key):
+        # Every row is new: their hashes, and the staged file itself.
         con.execute(f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {', '.join(HASHED)} FROM ({hashed})")
         rows = scalar(con, "SELECT count(*) FROM __delta")
         _check_fingerprints(staged, rows, fingerprints)

@@ -284,7 +284,9 @@ def _stage_screened(
     carriage returns), Python's csv module numbers the lines instead."""
     file_rows = f"SELECT * FROM {_as_text(con, export)}"
     columns = [f.name for f in screen.fields]
-    extra, skip, keep = [_breaks(columns)], None, tuple[str, ...]()
+    extra: list[str] = [_breaks(columns)]
+    skip: str | None = None
+    keep: tuple[str, ...] = ()
     if known is not None:  # fingerprinted as read; the rows MCE holds keep only what ranking needs
         rules = rules_identity(screen.passes, *screen.typed.values(), staged_select(screen.fields))
         file_rows = f"SELECT *, {fingerprint_sql(columns, rules)} AS __fp FROM ({file_rows})"
