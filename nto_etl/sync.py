@@ -52,6 +52,17 @@ POLL_SECONDS = 0.5
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
+class PartialStagingError(ValueError):
+    """A full refresh sends every row, and the staged file left out rows MCE already holds."""
+
+    def __init__(self, staged: Path, skipped: int) -> None:
+        super().__init__(
+            f"a full refresh sends every row, but {staged.name} left out {skipped} rows MCE already "
+            "holds; stage the day again with every row first"
+        )
+        self.skipped = skipped
+
+
 @dataclass(frozen=True)
 class SyncOutcome:
     de_key: str
@@ -95,6 +106,9 @@ def sync_partition(
     in_flight_grace: float | None = None,
     claim_lease: float = CLAIM_LEASE_SECONDS,
 ) -> SyncOutcome:
+    fingerprinted = read_fingerprints(staged)
+    if full_refresh and fingerprinted and fingerprinted.skipped:
+        raise PartialStagingError(staged, fingerprinted.skipped)
     spec = de_spec(export.model, export.de_key, export.de_name)
     schema = ensure_data_extension(client, spec)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +121,7 @@ def sync_partition(
             work_dir / f"{staged.stem}.delta.csv",
             modified_column=dataset_info(export.model).modified_column,
             full_refresh=full_refresh or not export.delta,
-            fingerprints=fingerprinted.values if (fingerprinted := read_fingerprints(staged)) else None,
+            fingerprints=fingerprinted.values if fingerprinted else None,
             partition_key=partition_key,
         )
         rows_staged = delta.rows + delta.unchanged

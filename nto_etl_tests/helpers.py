@@ -19,6 +19,43 @@ from nto_etl.mce import data_extensions as dex
 from nto_etl.mce.client import MceClient
 from nto_etl.sync import Connect
 
+CONTACTS_HEADER = (
+    "customer_id,subscriber_key,email,first_name,last_name,phone,street,city,state,postal_code,"
+    "country,locale,created_at,modified_at"
+)
+
+
+def contact(cid: str, **values: str) -> str:
+    """One CRM contacts export line; `values` override the defaults."""
+    row = {
+        "customer_id": cid,
+        "subscriber_key": f"K{cid}",
+        "email": f"{cid.lower()}@example.com",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "phone": "",
+        "street": "",
+        "city": "",
+        "state": "",
+        "postal_code": "",
+        "country": "US",
+        "locale": "en-US",
+        "created_at": "2026-01-01 09:00:00",
+        "modified_at": "2026-01-02 09:00:00",
+        **values,
+    }
+    return ",".join(row[c] for c in CONTACTS_HEADER.split(","))
+
+
+def write_export(
+    tmp_path: Path, lines: list[str], *, bom: bool = False, newline: str = "\r\n", name: str = "contacts.csv"
+) -> Path:
+    """A CRM export file of `lines`, written with the given line ending."""
+    path = tmp_path / name
+    path.write_bytes((("\ufeff" if bom else "") + newline.join(lines) + newline).encode("utf-8"))
+    return path
+
+
 CONTACT_FIELDS = (
     dex.DEField("SubscriberKey", "Text", 20, is_primary_key=True),
     dex.DEField("Email", "EmailAddress", is_required=True),

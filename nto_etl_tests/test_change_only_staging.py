@@ -1,6 +1,6 @@
 """Staging that skips the rows MCE already holds: the same staged rows and rejects as a full
-staging, less those rows; their fingerprints recorded by the delta; and through the real client,
-a daily full export that uploads only what changed."""
+staging, less those rows; and through the real client, a daily full export that uploads only
+what changed. The delta's recording of the fingerprints is tested in test_delta."""
 
 from __future__ import annotations
 
@@ -9,24 +9,22 @@ from pathlib import Path
 from unittest import mock
 
 import duckdb
-import numpy as np
 import pytest
 from sshfs import SSHFileSystem
 
 from nto_etl import staging
 from nto_etl.config import default_config
-from nto_etl.contracts import Contact, de_fields
-from nto_etl.delta import hold_delta, known_fingerprints, prepare_delta, record_delta
+from nto_etl.contracts import Contact
+from nto_etl.delta import known_fingerprints
 from nto_etl.fingerprints import Fingerprints, fingerprints_file, read_fingerprints
 from nto_etl.mce.client import MceClient
 from nto_etl.staging import stage_export
-from nto_etl.sync import sync_partition
-from nto_etl_tests.helpers import all_rows, kept_open
-from nto_etl_tests.test_staging import HEADER, contact, write
+from nto_etl.sync import PartialStagingError, sync_partition
+from nto_etl_tests.helpers import CONTACTS_HEADER, all_rows, contact, kept_open, write_export
 
 MULTI_LINE = '"12 Main St\nApt 4"'  # a value with a line break: the lines after it shift
 DAY_1 = [
-    HEADER,
+    CONTACTS_HEADER,
     contact("C1"),
     contact("C2", street=MULTI_LINE),
     contact("C3"),
@@ -35,7 +33,7 @@ DAY_1 = [
     contact("C6"),
 ]
 DAY_2 = [
-    HEADER,
+    CONTACTS_HEADER,
     contact("C1"),  # held: skipped, but a newer copy of its key comes last
     contact("C2", street=MULTI_LINE),  # held: skipped, and its line break still counts
     contact("C3", first_name="Bea", modified_at="2026-01-05 09:00:00"),  # changed
@@ -59,14 +57,14 @@ def test_a_staging_skips_the_rows_mce_holds_and_rejects_as_a_full_one(
 ) -> None:
     with mock.patch.object(staging, "_in_memory", return_value=in_memory):
         first = stage_export(
-            str(write(tmp_path, DAY_1, name="d1.csv")),
+            str(write_export(tmp_path, DAY_1, name="d1.csv")),
             Contact,
             tmp_path / "one",
             known=Fingerprints.from_array([]),
         )
         held = read_fingerprints(first.staged_path).values  # type: ignore[union-attr]
         assert len(held) == first.rows_staged == 5  # every staged row fingerprinted, none skipped
-        export = write(tmp_path, DAY_2, name="d2.csv")
+        export = write_export(tmp_path, DAY_2, name="d2.csv")
         full = stage_export(str(export), Contact, tmp_path / "full")
         skipping = stage_export(str(export), Contact, tmp_path / "skip", known=Fingerprints.from_array(held))
 
@@ -89,85 +87,17 @@ def test_rows_staged_under_other_rules_are_validated_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = stage_export(
-        str(write(tmp_path, DAY_1, name="d1.csv")),
+        str(write_export(tmp_path, DAY_1, name="d1.csv")),
         Contact,
         tmp_path / "one",
         known=Fingerprints.from_array([]),
     )
     held = Fingerprints.from_array(read_fingerprints(first.staged_path).values)  # type: ignore[union-attr]
-    export = write(tmp_path, DAY_2, name="d2.csv")
+    export = write_export(tmp_path, DAY_2, name="d2.csv")
     assert stage_export(str(export), Contact, tmp_path / "same", known=held).rows_known == 4
     monkeypatch.setattr(staging, "STAGED_DATE_FORMAT", "%Y-%m-%d %H:%M:%S")  # the rendering changed
     again = stage_export(str(export), Contact, tmp_path / "other", known=held)
     assert again.rows_known == 0 and again.rows_staged == 6
-
-
-def staged_file(tmp_path: Path, name: str, *rows: tuple[str, str]) -> Path:
-    """A staged contacts file of (subscriber key, first name) rows."""
-    path = tmp_path / name
-    body = "".join(
-        f'"C{k}","{k}","{k.lower()}@example.com","{first}",,,,,,,"US","en-US","01/01/2026 09:00:00",'
-        f'"01/02/2026 09:00:00"\n'
-        for k, first in rows
-    )
-    path.write_text(HEADER + "\n" + body)
-    return path
-
-
-def synced(
-    con: duckdb.DuckDBPyConnection, staged: Path, fingerprints: list[int] | None, day: str, tmp_path: Path
-) -> int:
-    """The delta of `staged`, held and recorded as if MCE imported it; returns the rows sent."""
-    delta = prepare_delta(
-        con,
-        "contacts",
-        staged,
-        de_fields(Contact),
-        tmp_path / f"{day}.delta.csv",
-        modified_column="modified_at",
-        fingerprints=None if fingerprints is None else np.array(fingerprints, dtype=np.uint64),
-        partition_key=day,
-    )
-    hold_delta(con, "contacts", day, partition_key=day)
-    record_delta(con, "contacts", day)
-    return delta.rows
-
-
-def recorded(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int | None, str | None]]:
-    rows = con.execute("SELECT row_key, raw_fp, staged_in FROM row_hashes ORDER BY row_key").fetchall()
-    return {key: (fp, day) for key, fp, day in rows}
-
-
-def test_the_delta_records_each_rows_fingerprint_and_the_day_that_staged_it(tmp_path: Path) -> None:
-    con = duckdb.connect()
-    assert (
-        synced(con, staged_file(tmp_path, "d1.csv", ("KA", "Al"), ("KB", "Bo")), None, "2026-11-01", tmp_path)
-        == 2
-    )
-    assert recorded(con) == {"KA": (None, None), "KB": (None, None)}  # staged without fingerprints
-    assert len(known_fingerprints(con, "contacts", "2026-11-02")) == 0  # type: ignore[arg-type]
-    assert known_fingerprints(con, "other", "2026-11-02") is None  # never imported: nothing to skip
-
-    # KA unchanged gets its fingerprint at once; KB changed gets its with its import; KC is new.
-    day2 = staged_file(tmp_path, "d2.csv", ("KA", "Al"), ("KB", "Bea"), ("KC", "Cy"))
-    assert synced(con, day2, [11, 12, 13], "2026-11-02", tmp_path) == 2
-    assert recorded(con) == {"KA": (11, "2026-11-02"), "KB": (12, "2026-11-02"), "KC": (13, "2026-11-02")}
-    # A day skips only what an earlier day staged: a re-run of that day stages it all again.
-    assert set(known_fingerprints(con, "contacts", "2026-11-03").values) == {11, 12, 13}  # type: ignore[union-attr]
-    assert len(known_fingerprints(con, "contacts", "2026-11-02")) == 0  # type: ignore[arg-type]
-
-    # A fingerprint recorded is kept when the same staged row comes from other raw values.
-    assert synced(con, staged_file(tmp_path, "d3.csv", ("KA", "Al")), [99], "2026-11-03", tmp_path) == 0
-    assert recorded(con)["KA"] == (11, "2026-11-02")
-
-
-def test_fingerprints_that_do_not_match_the_staged_rows_stop_the_delta(tmp_path: Path) -> None:
-    con = duckdb.connect()
-    synced(con, staged_file(tmp_path, "d1.csv", ("KA", "Al")), None, "2026-11-01", tmp_path)
-    day2 = staged_file(tmp_path, "d2.csv", ("KA", "Al"), ("KB", "Bo"))
-    with pytest.raises(ValueError, match="2 rows but 1 fingerprints"):
-        synced(con, day2, [11], "2026-11-02", tmp_path)
-    assert recorded(con) == {"KA": (None, None)}
 
 
 def test_a_daily_full_export_uploads_only_what_changed(
@@ -177,10 +107,14 @@ def test_a_daily_full_export_uploads_only_what_changed(
     fingerprints every row, the day after skips the rows MCE holds; MCE ends with every row."""
     export = replace(default_config().export("contacts"), de_key=key, de_name=key)
     days = {
-        "2026-11-01": [HEADER, *(contact(f"C{i}") for i in range(1, 7))],
-        "2026-11-02": [HEADER, *(contact(f"C{i}") for i in range(1, 6)), contact("C6", first_name="Bea")],
+        "2026-11-01": [CONTACTS_HEADER, *(contact(f"C{i}") for i in range(1, 7))],
+        "2026-11-02": [
+            CONTACTS_HEADER,
+            *(contact(f"C{i}") for i in range(1, 6)),
+            contact("C6", first_name="Bea"),
+        ],
         "2026-11-03": [
-            HEADER,
+            CONTACTS_HEADER,
             contact("C1", first_name="Cy", modified_at="2026-01-04 09:00:00"),
             *(contact(f"C{i}") for i in range(2, 6)),
             contact("C6", first_name="Bea"),
@@ -192,7 +126,10 @@ def test_a_daily_full_export_uploads_only_what_changed(
     for day, rows in days.items():
         known = known_fingerprints(con, key, day)
         staged = stage_export(
-            str(write(tmp_path, rows, name=f"contacts_{day}.csv")), Contact, tmp_path / "staged", known=known
+            str(write_export(tmp_path, rows, name=f"contacts_{day}.csv")),
+            Contact,
+            tmp_path / "staged",
+            known=known,
         )
         outcome = sync_partition(
             client, sftp, kept_open(con), export, staged.staged_path, day, tmp_path / "up"
@@ -208,6 +145,13 @@ def test_a_daily_full_export_uploads_only_what_changed(
         "2026-11-02": (0, 0, 6, 1),  # fingerprints every row; the delta sends the changed one
         "2026-11-03": (6, 5, 2, 2),  # skips the five rows MCE holds as exported
     }
+    # A full refresh sends every row: the day's staged file left five out, so it stops before any upload.
+    with pytest.raises(PartialStagingError, match="left out 5 rows MCE already holds"):
+        sync_partition(
+            client, sftp, kept_open(con), export, staged.staged_path, "2026-11-03", tmp_path / "up",
+            full_refresh=True,
+        )  # fmt: skip
+    assert con.execute("SELECT count(*) FROM import_ledger").fetchall() == [(3,)]
     held = all_rows(client, key, ["subscriber_key", "first_name"])
     assert {k: v["first_name"] for k, v in held.items()} == {
         "KC1": "Cy", "KC2": "Ann", "KC3": "Ann", "KC4": "Ann", "KC5": "Ann", "KC6": "Bea", "KC7": "Ann"

@@ -1,4 +1,5 @@
-"""Delta files: only rows MCE does not have, the same bytes for the same content, one hash per key."""
+"""Delta files: only rows MCE does not have, the same bytes for the same content, one hash per key,
+and the raw fingerprints of the rows MCE holds for the next day's staging to skip."""
 
 from __future__ import annotations
 
@@ -6,14 +7,12 @@ import csv
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pytest
 
 from nto_etl.contracts import Contact, de_fields
-from nto_etl.delta import drop_delta, hold_delta, prepare_delta, record_delta
-
-HEADER = (
-    "customer_id,subscriber_key,email,first_name,last_name,phone,street,city,state,postal_code,country,"
-    "locale,created_at,modified_at"
-)
+from nto_etl.delta import drop_delta, hold_delta, known_fingerprints, prepare_delta, record_delta
+from nto_etl_tests.helpers import CONTACTS_HEADER
 
 
 def row(n: int, name: str = "Ann", modified: str = "11/02/2026 09:00:00") -> str:
@@ -22,22 +21,43 @@ def row(n: int, name: str = "Ann", modified: str = "11/02/2026 09:00:00") -> str
 
 def staged(tmp_path: Path, rows: list[str], name: str) -> Path:
     path = tmp_path / name
-    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    path.write_text("\n".join([CONTACTS_HEADER, *rows]) + "\n", encoding="utf-8")
     return path
 
 
-def delta(con: duckdb.DuckDBPyConnection, source: Path, out: Path) -> tuple[int, int, list[list[str]]]:
-    result = prepare_delta(con, "contacts", source, de_fields(Contact), out, modified_column="modified_at")
+def delta(
+    con: duckdb.DuckDBPyConnection,
+    source: Path,
+    out: Path,
+    fingerprints: list[int] | None = None,
+    day: str | None = None,
+) -> tuple[int, int, list[list[str]]]:
+    result = prepare_delta(
+        con,
+        "contacts",
+        source,
+        de_fields(Contact),
+        out,
+        modified_column="modified_at",
+        fingerprints=None if fingerprints is None else np.array(fingerprints, dtype=np.uint64),
+        partition_key=day,
+    )
     with out.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
-    assert ",".join(rows[0]) == HEADER
+    assert ",".join(rows[0]) == CONTACTS_HEADER
     return result.rows, result.unchanged, rows[1:]
 
 
-def imported(con: duckdb.DuckDBPyConnection, content: str = "content") -> int:
+def imported(con: duckdb.DuckDBPyConnection, content: str = "content", day: str | None = None) -> int:
     """What the sync does around an import that MCE completed without errors."""
-    hold_delta(con, "contacts", content)
+    hold_delta(con, "contacts", content, partition_key=day)
     return record_delta(con, "contacts", content)
+
+
+def recorded(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int | None, str | None]]:
+    """Each key's raw fingerprint and the day that staged it."""
+    rows = con.execute("SELECT row_key, raw_fp, staged_in FROM row_hashes ORDER BY row_key").fetchall()
+    return {key: (fp, day) for key, fp, day in rows}
 
 
 def test_only_new_and_changed_rows_are_sent_in_key_order(tmp_path: Path) -> None:
@@ -146,3 +166,37 @@ def test_hashes_left_behind_by_a_run_that_never_started_its_import_are_forgotten
         "SELECT content_sha256, count(*) FROM pending_row_hashes GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert held == [("in-flight", 2), ("today", 1)]
+
+
+def test_the_delta_records_each_rows_fingerprint_and_the_day_that_staged_it(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    assert delta(con, staged(tmp_path, [row(1), row(2)], "day1.csv"), tmp_path / "d1.csv")[0] == 2
+    imported(con, day="2026-11-01")
+    assert recorded(con) == {"K001": (None, None), "K002": (None, None)}  # staged without fingerprints
+    assert len(known_fingerprints(con, "contacts", "2026-11-02")) == 0  # type: ignore[arg-type]
+    assert known_fingerprints(con, "other", "2026-11-02") is None  # never imported: nothing to skip
+
+    # Row 1 unchanged gets its fingerprint at once; row 2 changed gets its with its import; row 3 is new.
+    day2 = staged(tmp_path, [row(1), row(2, "Bea"), row(3)], "day2.csv")
+    assert delta(con, day2, tmp_path / "d2.csv", [11, 12, 13], "2026-11-02")[0] == 2
+    imported(con, day="2026-11-02")
+    assert recorded(con) == {
+        "K001": (11, "2026-11-02"), "K002": (12, "2026-11-02"), "K003": (13, "2026-11-02")
+    }  # fmt: skip
+    # A day skips only what an earlier day staged: a re-run of that day stages it all again.
+    assert set(known_fingerprints(con, "contacts", "2026-11-03").values) == {11, 12, 13}  # type: ignore[union-attr]
+    assert len(known_fingerprints(con, "contacts", "2026-11-02")) == 0  # type: ignore[arg-type]
+
+    # A fingerprint recorded is kept when the same staged row comes from other raw values.
+    assert delta(con, staged(tmp_path, [row(1)], "day3.csv"), tmp_path / "d3.csv", [99], "2026-11-03")[0] == 0
+    imported(con, day="2026-11-03")
+    assert recorded(con)["K001"] == (11, "2026-11-02")
+
+
+def test_fingerprints_that_do_not_match_the_staged_rows_stop_the_delta(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    delta(con, staged(tmp_path, [row(1)], "day1.csv"), tmp_path / "d1.csv")
+    imported(con, day="2026-11-01")
+    with pytest.raises(ValueError, match="2 rows but 1 fingerprints"):
+        delta(con, staged(tmp_path, [row(1), row(2)], "day2.csv"), tmp_path / "d2.csv", [11], "2026-11-02")
+    assert recorded(con) == {"K001": (None, None)}

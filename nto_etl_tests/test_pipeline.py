@@ -33,7 +33,7 @@ from nto_etl.mce_local import LocalMce
 from nto_etl.mce_local.clock import reading
 from nto_etl.mce_local.faults import InjectedFault
 from nto_etl.sync import SyncOutcome, sync_partition
-from nto_etl_tests.helpers import all_rows, kept_open, one_writer_at_a_time
+from nto_etl_tests.helpers import CONTACTS_HEADER, all_rows, contact, kept_open, one_writer_at_a_time
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -584,8 +584,6 @@ def test_a_blocking_reject_check_stops_the_import(tmp_path: Path) -> None:
 def test_a_days_staging_skips_the_rows_mce_holds_and_a_full_refresh_restages_them(tmp_path: Path) -> None:
     """Daily full exports through the assets: the day after the first import fingerprints every
     row; the next skips the rows MCE holds; a full refresh must stage them again first."""
-    from nto_etl_tests.test_staging import HEADER, contact
-
     drop = tmp_path / "drop" / "contacts"
     drop.mkdir(parents=True)
     day_two = [*(contact(f"C{i}") for i in range(1, 4)), contact("C4", first_name="Dee"), contact("C5")]
@@ -595,7 +593,9 @@ def test_a_days_staging_skips_the_rows_mce_holds_and_a_full_refresh_restages_the
         "2026-11-03": [contact("C1", first_name="Eve", modified_at="2026-01-04 09:00:00"), *day_two[1:]],
     }
     for day, rows in exports.items():
-        (drop / f"contacts_{day}.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+        (drop / f"contacts_{day}.csv").write_text(
+            "\n".join([CONTACTS_HEADER, *rows]) + "\n", encoding="utf-8"
+        )
     with LocalMce(tmp_path / "mce") as mce:
         p = Pipeline(tmp_path, mce, drop=tmp_path / "drop")
         chain = dg.AssetSelection.assets(
@@ -618,7 +618,8 @@ def test_a_days_staging_skips_the_rows_mce_holds_and_a_full_refresh_restages_the
         refused = p.run(dg.AssetSelection.assets(de_key("contacts")), "2026-11-03", refresh)
         assert not refused.success
         failure = str(refused.get_step_failure_events()[0].event_specific_data.error)  # type: ignore[union-attr]
-        assert "left out 4 rows MCE already holds" in failure and "full_refresh: true first" in failure
+        assert "left out 4 rows MCE already holds" in failure
+        assert "materialize staging/contacts with full_refresh: true" in failure
         assert day("2026-11-03", {"staging__contacts": {"full_refresh": True}, **refresh}) == (0, 5, 5)
         names = {
             k: v["first_name"]

@@ -22,40 +22,7 @@ from nto_etl.mce import imports
 from nto_etl.mce.client import MceClient
 from nto_etl.mce_local import LocalMce
 from nto_etl.staging import ExportFileError, read_staged, stage_export
-
-HEADER = (
-    "customer_id,subscriber_key,email,first_name,last_name,phone,street,city,state,postal_code,"
-    "country,locale,created_at,modified_at"
-)
-
-
-def contact(cid: str, **values: str) -> str:
-    row = {
-        "customer_id": cid,
-        "subscriber_key": f"K{cid}",
-        "email": f"{cid.lower()}@example.com",
-        "first_name": "Ann",
-        "last_name": "Lee",
-        "phone": "",
-        "street": "",
-        "city": "",
-        "state": "",
-        "postal_code": "",
-        "country": "US",
-        "locale": "en-US",
-        "created_at": "2026-01-01 09:00:00",
-        "modified_at": "2026-01-02 09:00:00",
-        **values,
-    }
-    return ",".join(row[c] for c in HEADER.split(","))
-
-
-def write(
-    tmp_path: Path, lines: list[str], *, bom: bool = False, newline: str = "\r\n", name: str = "contacts.csv"
-) -> Path:
-    path = tmp_path / name
-    path.write_bytes((("\ufeff" if bom else "") + newline.join(lines) + newline).encode("utf-8"))
-    return path
+from nto_etl_tests.helpers import CONTACTS_HEADER, contact, write_export
 
 
 def rejects(result: object) -> list[dict[str, str]]:
@@ -65,7 +32,7 @@ def rejects(result: object) -> list[dict[str, str]]:
 
 def test_what_real_exports_contain_is_staged_faithfully(tmp_path: Path) -> None:
     lines = [
-        HEADER,
+        CONTACTS_HEADER,
         contact(
             "C1",
             first_name="Chloé",
@@ -77,7 +44,7 @@ def test_what_real_exports_contain_is_staged_faithfully(tmp_path: Path) -> None:
         contact("C2", first_name="李", last_name="Nguyễn", city='"Portland, OR"', postal_code="00501"),
         contact("C3", phone="", street='""', last_name=""),
     ]
-    result = stage_export(str(write(tmp_path, lines, bom=True)), Contact, tmp_path / "out")
+    result = stage_export(str(write_export(tmp_path, lines, bom=True)), Contact, tmp_path / "out")
     assert (result.rows_read, result.rows_staged, result.rows_rejected) == (3, 3, 0)
     staged = read_staged(result.staged_path, Contact).set_index("customer_id")
     assert staged.loc["C1", "first_name"] == "Chloé"
@@ -91,13 +58,13 @@ def test_what_real_exports_contain_is_staged_faithfully(tmp_path: Path) -> None:
     assert pd.isna(staged.loc["C3", "street"])  # quoted empty and empty are both null
     assert pd.isna(staged.loc["C3", "last_name"])
     text = result.staged_path.read_text(encoding="utf-8")
-    assert text.splitlines()[0] == HEADER
+    assert text.splitlines()[0] == CONTACTS_HEADER
     assert "01/01/2026 09:00:00" in text  # MCE's import date format
 
 
 def test_rejects_name_row_line_column_check_and_value(tmp_path: Path) -> None:
     lines = [
-        HEADER,
+        CONTACTS_HEADER,
         contact("C1", street='"two\nlines"'),  # line 2-3
         contact("C2", email="c2 at example.com"),  # line 4
         contact("C3", first_name="X" * 51, locale="english"),  # line 5
@@ -106,7 +73,7 @@ def test_rejects_name_row_line_column_check_and_value(tmp_path: Path) -> None:
         contact("C6", subscriber_key=""),  # line 8
         contact("C7"),
     ]
-    result = stage_export(str(write(tmp_path, lines)), Contact, tmp_path / "out")
+    result = stage_export(str(write_export(tmp_path, lines)), Contact, tmp_path / "out")
     assert (result.rows_read, result.rows_staged, result.rows_rejected) == (7, 2, 5)
     got = [(r["row"], r["line"], r["column"], r["check"], r["value"]) for r in rejects(result)]
     assert got == [
@@ -168,7 +135,12 @@ def test_rejects_lines_whatever_the_line_endings(
         return ""  # a blank line
 
     parts = layout.split()
-    text = HEADER + ending + ending.join(part(p) for p in parts) + ("" if parts[-1].endswith("-") else ending)
+    text = (
+        CONTACTS_HEADER
+        + ending
+        + ending.join(part(p) for p in parts)
+        + ("" if parts[-1].endswith("-") else ending)
+    )
     path = tmp_path / "contacts.csv"
     path.write_bytes(text.encode())
 
@@ -195,7 +167,9 @@ def test_lines_are_not_reported_when_the_two_readers_disagree_on_the_rows(
 ) -> None:
     """Were Python's csv module ever to count other records than DuckDB's reader, the line
     numbers it gives would be wrong: the file is refused rather than misreported."""
-    path = write(tmp_path, [HEADER, contact("C1"), "", contact("C2", email="bad")])  # a blank line
+    path = write_export(
+        tmp_path, [CONTACTS_HEADER, contact("C1"), "", contact("C2", email="bad")]
+    )  # a blank line
     numbered_records = staging._numbered_records
     monkeypatch.setattr(staging, "_numbered_records", lambda *a: list(numbered_records(*a))[:-1])
     with pytest.raises(ExportFileError, match="DuckDB's reader finds 2 rows and Python's csv module 1"):
@@ -205,13 +179,13 @@ def test_lines_are_not_reported_when_the_two_readers_disagree_on_the_rows(
 
 def test_duplicate_keys_keep_the_last_modified_row(tmp_path: Path) -> None:
     lines = [
-        HEADER,
+        CONTACTS_HEADER,
         contact("A1", subscriber_key="K9", first_name="Newest", modified_at="2026-01-05 00:00:00"),
         contact("A2", subscriber_key="K9", first_name="Oldest", modified_at="2026-01-01 00:00:00"),
         contact("A3", subscriber_key="K8", first_name="First", modified_at="2026-01-01 00:00:00"),
         contact("A4", subscriber_key="K8", first_name='"Tie, later row"', modified_at="2026-01-01 00:00:00"),
     ]
-    result = stage_export(str(write(tmp_path, lines)), Contact, tmp_path / "out")
+    result = stage_export(str(write_export(tmp_path, lines)), Contact, tmp_path / "out")
     assert (result.rows_staged, result.rows_rejected, result.duplicates_superseded) == (2, 0, 2)
     staged = read_staged(result.staged_path, Contact).set_index("subscriber_key")
     assert staged.loc["K9", "first_name"] == "Newest"
@@ -226,23 +200,29 @@ def test_duplicate_keys_keep_the_last_modified_row(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"", "the file is empty"),
-        (HEADER.replace(",", ";").encode() + b"\r\n", "looks delimited by semicolons"),
-        (HEADER.replace(",locale", "").encode() + b"\r\n", "missing columns locale"),
-        ((HEADER + ",shoe_size").encode() + b"\r\n", "unknown columns shoe_size"),
+        (CONTACTS_HEADER.replace(",", ";").encode() + b"\r\n", "looks delimited by semicolons"),
+        (CONTACTS_HEADER.replace(",locale", "").encode() + b"\r\n", "missing columns locale"),
+        ((CONTACTS_HEADER + ",shoe_size").encode() + b"\r\n", "unknown columns shoe_size"),
         (
-            HEADER.replace("first_name", "firstname").encode() + b"\r\n",
+            CONTACTS_HEADER.replace("first_name", "firstname").encode() + b"\r\n",
             "missing columns first_name; unknown columns firstname",
         ),
-        ((HEADER + ",email").encode() + b"\r\n", "repeated columns email"),
+        ((CONTACTS_HEADER + ",email").encode() + b"\r\n", "repeated columns email"),
         (
-            (HEADER + "\r\n" + contact("C1", first_name="Ren\xe9e")).encode("latin-1") + b"\r\n",
-            f"not UTF-8: invalid byte 0xe9 at byte {len(HEADER) + 2 + len('C1,KC1,c1@example.com,Ren')}",
+            (CONTACTS_HEADER + "\r\n" + contact("C1", first_name="Ren\xe9e")).encode("latin-1") + b"\r\n",
+            f"not UTF-8: invalid byte 0xe9 at byte {len(CONTACTS_HEADER) + 2 + len('C1,KC1,c1@example.com,Ren')}",
         ),
-        ((HEADER + "\r\n" + contact("C1") + '\r\nC2,KC2,"unterminated').encode(), "may be truncated"),
-        (b"\r\n\r\n", "no header row"),
-        ((HEADER + ",").encode() + b"\r\n", r"unknown columns \(an empty name: a delimiter at the end"),
         (
-            (HEADER + "\r\n" + contact("C1") + "\r\n" + contact("C2", first_name='"A\\"B"')).encode()
+            (CONTACTS_HEADER + "\r\n" + contact("C1") + '\r\nC2,KC2,"unterminated').encode(),
+            "may be truncated",
+        ),
+        (b"\r\n\r\n", "no header row"),
+        (
+            (CONTACTS_HEADER + ",").encode() + b"\r\n",
+            r"unknown columns \(an empty name: a delimiter at the end",
+        ),
+        (
+            (CONTACTS_HEADER + "\r\n" + contact("C1") + "\r\n" + contact("C2", first_name='"A\\"B"')).encode()
             + b"\r\n",
             r"at line 3 \(',' expected after '\"'\); a quote inside a quoted value is written twice",
         ),
@@ -265,10 +245,10 @@ def test_unreadable_files_raise_one_clear_error_and_stage_nothing(
 def test_spaces_around_header_names_are_not_part_of_them(
     tmp_path: Path, engine: str, malformed: bool
 ) -> None:
-    lines = [HEADER.replace(",", " , "), contact("C1"), contact("C2", email="bad")]
+    lines = [CONTACTS_HEADER.replace(",", " , "), contact("C1"), contact("C2", email="bad")]
     if malformed:
         lines.append("C3,KC3")
-    result = stage_export(str(write(tmp_path, lines)), Contact, tmp_path / "out", engine=engine)  # type: ignore[arg-type]
+    result = stage_export(str(write_export(tmp_path, lines)), Contact, tmp_path / "out", engine=engine)  # type: ignore[arg-type]
     assert read_staged(result.staged_path, Contact)["customer_id"].tolist() == ["C1"]
     got = [(r["row"], r["line"], r["check"]) for r in rejects(result)]
     assert got == [("2", "3", "mce_syntax(rule=email)")] + (
@@ -286,7 +266,7 @@ def test_a_file_duckdb_refused_is_read_once_more_only(
     monkeypatch.setattr(
         staging._DuckChunks, "__iter__", lambda self: tries.append("duckdb") or duck_iter(self)
     )
-    path = write(tmp_path, [HEADER, contact("C1"), "C2,KC2"])
+    path = write_export(tmp_path, [CONTACTS_HEADER, contact("C1"), "C2,KC2"])
     result = stage_export(str(path), Contact, tmp_path / "out")
     assert (result.engine, result.rows_staged, tries) == ("pandas", 1, [])
     stage_export(str(path), Contact, tmp_path / "again", engine="pandas")
@@ -299,9 +279,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_header_only_file_stages_zero_rows(tmp_path: Path) -> None:
-    result = stage_export(str(write(tmp_path, [HEADER])), Contact, tmp_path / "out")
+    result = stage_export(str(write_export(tmp_path, [CONTACTS_HEADER])), Contact, tmp_path / "out")
     assert (result.rows_read, result.rows_staged) == (0, 0)
-    assert result.staged_path.read_text().strip() == HEADER
+    assert result.staged_path.read_text().strip() == CONTACTS_HEADER
 
 
 def test_booleans_are_parsed_before_validation(tmp_path: Path) -> None:
@@ -311,7 +291,7 @@ def test_booleans_are_parsed_before_validation(tmp_path: Path) -> None:
         for i, v in enumerate(["true", "FALSE", "1", "0", "Yes", "n", "maybe"])
     ]
     result = stage_export(
-        str(write(tmp_path, [header, *rows], name="subs.csv")), NewsletterSubscription, tmp_path / "o"
+        str(write_export(tmp_path, [header, *rows], name="subs.csv")), NewsletterSubscription, tmp_path / "o"
     )
     staged = read_staged(result.staged_path, NewsletterSubscription)
     assert staged["opted_in"].tolist() == [True, False, True, False, True, False]

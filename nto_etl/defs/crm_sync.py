@@ -11,12 +11,11 @@ from nto_etl.defs.partitions import daily, mce_failures, network_retry
 from nto_etl.defs.resources import MceResource, PipelineStorage, warehouse_connection
 from nto_etl.delta import known_fingerprints
 from nto_etl.export_scan import scan_export
-from nto_etl.fingerprints import read_fingerprints
 from nto_etl.mce.errors import MceImportError
 from nto_etl.retention import keep_days, remove_old_files
 from nto_etl.secrets import shown_url
 from nto_etl.staging import ExportFileError, StageResult, stage_export
-from nto_etl.sync import sync_partition
+from nto_etl.sync import PartialStagingError, sync_partition
 
 REJECTS_CHECK = "rejects_within_threshold"
 RECONCILE_CHECK = "import_reconciles"
@@ -213,12 +212,6 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         keep = keep_days()  # a bad setting stops the step before any work
         staged = staged_file(storage, export.dataset, context.partition_key)
-        if config.full_refresh and (fingerprinted := read_fingerprints(staged)) and fingerprinted.skipped:
-            raise dg.Failure(
-                description=f"a full refresh sends every row, but the staging of {context.partition_key} left out "
-                f"{fingerprinted.skipped} rows MCE already holds: materialize "
-                f"{staged_key(export.dataset).to_user_string()} with full_refresh: true first"
-            )
         with mce_failures(), mce.sftp() as fs:
             client = mce.client()
             try:
@@ -233,6 +226,12 @@ def de_asset(export: CrmExportConfig) -> dg.AssetsDefinition:
                     full_refresh=config.full_refresh,
                     timeout=mce.import_timeout,
                 )
+            except PartialStagingError as exc:
+                raise dg.Failure(
+                    description=f"{exc} (materialize {staged_key(export.dataset).to_user_string()} "
+                    "with full_refresh: true)",
+                    metadata={"rows_left_out": exc.skipped},
+                ) from None
             except MceImportError as exc:
                 f = exc.failure
                 raise dg.Failure(
