@@ -1,4 +1,5 @@
-"""The SQL helpers: repeated values found by their hashes, pages, registered frames, strict CSV reading."""
+"""The SQL helpers: repeated values found by their hashes, pages, registered frames, strict CSV reading,
+unordered inserts."""
 
 from __future__ import annotations
 
@@ -59,3 +60,21 @@ def test_csv_as_text_keeps_text_makes_empty_cells_null_and_refuses_a_short_row(t
     short.write_text("a,b\n1,2\n3\n", encoding="utf-8")
     with pytest.raises(duckdb.InvalidInputException):
         con.execute(f"SELECT * FROM {sql.csv_as_text(short, ['a', 'b'])}").fetchall()
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_unordered_inserts_put_the_setting_back_even_when_the_block_fails(before: bool) -> None:
+    con = duckdb.connect()
+    con.execute(f"SET preserve_insertion_order = {before}")
+    setting = "SELECT current_setting('preserve_insertion_order')"
+    seen = []
+
+    def fails_in_the_block() -> None:
+        with sql.unordered_inserts(con):
+            seen.extend(con.execute(setting).fetchall())
+            con.execute("SELECT error('in the block')")
+
+    with pytest.raises(duckdb.Error, match="in the block"):
+        fails_in_the_block()
+    assert seen == [(False,)]
+    assert con.execute(setting).fetchall() == [(before,)]

@@ -174,6 +174,8 @@ def test_a_bad_event_in_a_first_merge_keeps_nothing_either(tmp_path: Path) -> No
     assert con.execute("SELECT count(*) FROM tracking_events WHERE _partition = '2026-11-02'").fetchall() == [
         (0,)
     ]
+    # Both ways inserted without insertion order, and put DuckDB's setting back.
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(True,)]
 
 
 def test_a_failed_insert_reports_its_own_error_and_leaves_nothing(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from nto_etl.sql import (
     repeated_hashes,
     scalar,
     transaction,
+    unordered_inserts,
 )
 from nto_etl.staging import validate_chunk
 from nto_etl.warehouse.loads import ensure_table
@@ -171,7 +172,7 @@ def _merge_straight(
     columns = ", ".join(ident(n) for n in names)
     mine = "_partition = $p"
     try:
-        with transaction(con):
+        with unordered_inserts(con), transaction(con):  # events have no order to keep
             for file in files:
                 screened = screen.screening(as_contract_text(file, names))
                 con.execute(
@@ -244,7 +245,7 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, incoming: str, partition:
     # transaction unusable, and the error to report is that statement's.
     con.execute(f"CREATE OR REPLACE TEMP TABLE __fresh AS SELECT * FROM ({incoming}) WHERE false")
     try:
-        with transaction(con):
+        with unordered_inserts(con), transaction(con):  # events have no order to keep
             for event_type, first, last in ranges:
                 con.execute(
                     f"INSERT INTO __fresh SELECT * FROM ({incoming}) e WHERE e.event_type = $type AND NOT EXISTS "
