@@ -36,7 +36,7 @@ dev: $(STAMP)
 	$(BIN)/nto-etl mce-local --state-dir .state/mce --info-file .state/mce-local.json > .state/mce-local.log & \
 	  trap 'kill $$!' EXIT; sleep 3; DAGSTER_HOME=$(CURDIR)/.state/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
-# Benchmarks (not part of the test suite): about 15 minutes on two cores; writes docs/PERFORMANCE.md.
+# Benchmarks (not part of the test suite): about 25 minutes on two cores; writes docs/PERFORMANCE.md.
 bench: $(STAMP) openssh
 	$(BIN)/python -m benchmarks.run
 
