@@ -12,7 +12,7 @@ import pytest
 
 from nto_etl.contracts import Contact, de_fields
 from nto_etl.delta import drop_delta, hold_delta, known_fingerprints, prepare_delta, record_delta
-from nto_etl_tests.helpers import CONTACTS_HEADER
+from nto_etl_tests.helpers import CONTACTS_HEADER, write_export
 
 
 def row(n: int, name: str = "Ann", modified: str = "11/02/2026 09:00:00") -> str:
@@ -20,9 +20,7 @@ def row(n: int, name: str = "Ann", modified: str = "11/02/2026 09:00:00") -> str
 
 
 def staged(tmp_path: Path, rows: list[str], name: str) -> Path:
-    path = tmp_path / name
-    path.write_text("\n".join([CONTACTS_HEADER, *rows]) + "\n", encoding="utf-8")
-    return path
+    return write_export(tmp_path, [CONTACTS_HEADER, *rows], newline="\n", name=name)
 
 
 def delta(
