@@ -22,7 +22,8 @@ TEXT_MAX_LENGTH = 4000
 DEFAULT_MAX_LENGTH = {"Text": 50, "EmailAddress": 254, "Phone": 50, "Locale": 5}
 DECIMAL_MAX_PRECISION = 38
 
-# Date texts MCE accepts in imports and SOAP values (en-US), tried in order.
+# Date texts MCE accepts in imports and SOAP values (en-US). No text fits two of them (only
+# the first ends in AM or PM), so the order they are tried in changes no result.
 DATE_FORMATS = (
     "%m/%d/%Y %I:%M:%S %p",
     "%m/%d/%Y %H:%M:%S",
@@ -34,5 +35,23 @@ DATE_FORMATS = (
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%d",
 )
+
+
+def date_parse_sql(text: str) -> str:
+    """DuckDB SQL of the date in the SQL text expression `text` (NULL when it fits none of
+    DATE_FORMATS). A format that fails costs DuckDB's try_strptime about eight times a parse,
+    so a text holding an M (AM, PM) tries the 12-hour form first and any other the 24-hour one."""
+
+    def attempt(formats: tuple[str, ...]) -> str:
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
+        return f"try_strptime({text}, [{listed}])"
+
+    twelve_hour, *others = DATE_FORMATS
+    return (
+        f"CASE WHEN contains(upper({text}), 'M') THEN {attempt(DATE_FORMATS)} "
+        f"ELSE {attempt((*others, twelve_hour))} END"
+    )
+
+
 # How MCE renders a Date in Retrieve results and extracts.
 RENDER_DATE_FORMAT = "%-m/%-d/%Y %-I:%M:%S %p"

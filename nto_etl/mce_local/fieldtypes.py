@@ -45,11 +45,6 @@ def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _date_parse(src: str) -> str:
-    formats = ", ".join(lit(fmt) for fmt in rules.DATE_FORMATS)
-    return f"try_strptime({src}, [{formats}])"
-
-
 def _problem(f: FieldDef, src: str) -> str:
     """CASE expression: 'code|message' for a refused non-null value, else NULL."""
     name = f.name
@@ -104,7 +99,9 @@ def _problem(f: FieldDef, src: str) -> str:
                 )
             )
         case "Date":
-            checks.append((f"{_date_parse(src)} IS NULL", 310007, f"is not a valid date for field {name}"))
+            checks.append(
+                (f"{rules.date_parse_sql(src)} IS NULL", 310007, f"is not a valid date for field {name}")
+            )
         case "Boolean":
             allowed = ", ".join(lit(v) for v in rules.BOOLEAN_TRUE + rules.BOOLEAN_FALSE)
             checks.append(
@@ -146,7 +143,7 @@ def value_sql(f: FieldDef, src: str) -> str:
         case "Decimal":
             return f"TRY_CAST(trim({expr}) AS {duckdb_type(f)})"
         case "Date":
-            return _date_parse(expr)
+            return rules.date_parse_sql(expr)
         case "Boolean":
             trues = ", ".join(lit(v) for v in rules.BOOLEAN_TRUE)
             return f"CASE WHEN {expr} IS NULL THEN NULL ELSE lower(trim({expr})) IN ({trues}) END"

@@ -34,7 +34,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nto_etl import transfer
 from nto_etl.csv_writer import write_csv
-from nto_etl.mce.rules import DATE_FORMATS
+from nto_etl.mce.rules import date_parse_sql
 from nto_etl.sql import ident, literal, scalar, transaction
 from nto_etl.warehouse.analytics import EMAIL_ENGAGEMENT, prepare
 
@@ -56,7 +56,7 @@ COLUMNS = [
 ]
 
 # MCE's modified time (text, as Retrieve renders a Date) as the CRM's TIMESTAMP.
-MCE_VERSION = "try_strptime(m.modified_at, [" + ", ".join(literal(f) for f in DATE_FORMATS) + "])"
+MCE_VERSION = date_parse_sql("m.modified_at")
 DIFFERENCES = f"""
 SELECT m.subscriber_key, f.field, f.old_value, f.new_value,
     coalesce({MCE_VERSION} = c.modified_at, false) AS same_version
