@@ -110,10 +110,15 @@ def apply_rows(
             f"AS {q(f.name)}"
             for i, f in enumerate(fields)
         )
+        kept_from = f"JOIN {table} de ON {match}"
+        if _supplies_every_field(con, incoming, len(fields)):
+            # Nothing is kept from the stored rows: reading the whole data extension to merge
+            # them would cost more than the rest of the import.
+            merged = ", ".join(f"{value_sql(f, 'inc.' + q(f.name))} AS {q(f.name)}" for f in fields)
+            kept_from = ""
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __updated AS SELECT {merged} FROM {incoming} inc "
-            f"JOIN __outcome o USING (__ord) JOIN {table} de ON {match} WHERE o.status = 'update' "
-            "ORDER BY inc.__ord"
+            f"JOIN __outcome o USING (__ord) {kept_from} WHERE o.status = 'update' ORDER BY inc.__ord"
         )
         updated = " AND ".join(f"de.{q(f.name)} = u.{q(f.name)}" for _, f in pk)
         con.execute(f"DELETE FROM {table} AS de USING __updated u WHERE {updated}")
@@ -124,6 +129,13 @@ def apply_rows(
         f"INSERT INTO {table} ({columns}) SELECT {values} FROM {incoming} inc "
         f"JOIN __outcome o USING (__ord) WHERE o.status = 'insert' ORDER BY inc.__ord"
     )
+
+
+def _supplies_every_field(con: duckdb.DuckDBPyConnection, incoming: str, width: int) -> bool:
+    """Whether every row of `incoming` supplies a value (null included) for each of the fields."""
+    every = " AND ".join(presence(i) for i in range(width))
+    found = con.execute(f"SELECT coalesce(bool_and({every}), true) FROM {incoming}").fetchone()
+    return bool(found and found[0])
 
 
 def delete_rows(
