@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -150,6 +152,36 @@ def test_errors_not_allowed_import_nothing(
     assert names(client, seeded) == {"A": "Ann", "B": "Bob"}  # untouched
     with pytest.raises(MceImportError, match="1 of 5 rows in error"):
         imports.check_import(result, allow_errors=False)
+
+
+def test_a_poll_while_the_rows_are_written_sees_the_import_ended(
+    local_mce: LocalMce,
+    client: MceClient,
+    sftp: SSHFileSystem,
+    tmp_path: Path,
+    seeded: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rows and the summary that says so change together: a poll never finds the rows
+    imported and the run still Processing (nor has to poll again to learn it ended)."""
+    written = threading.Event()
+    execute = local_mce.imports._execute
+
+    def slow_to_report(definition: dict[str, object]) -> dict[str, int]:
+        counts = execute(definition)
+        written.set()
+        time.sleep(0.5)  # the rows are committed, the summary not yet written
+        return counts
+
+    monkeypatch.setattr(local_mce.imports, "_execute", slow_to_report)
+    put_import_file(sftp, tmp_path, f"{seeded}.csv", csv_text(HEADER, FILE))
+    spec = imports.ImportSpec(f"{seeded}_imp", seeded, f"{seeded}.csv")
+    imports.ensure_import_definition(client, spec)
+    task = imports.start_import(client, spec.customer_key)
+    assert written.wait(30)
+    summary = imports.import_summary(client, task)
+    assert summary is not None and summary.status == "Completed"
+    assert names(client, seeded) == {"A": "Anna", "B": "Bob", "C": "Cy", "E": "Evie"}
 
 
 def test_missing_file_ends_in_error(client: MceClient, seeded: str) -> None:

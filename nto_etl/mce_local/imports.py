@@ -190,18 +190,21 @@ class Imports:
         self._finish(summary_id, summary, definition)
 
     def _finish(self, summary_id: str, summary: dict[str, Any], definition: dict[str, Any]) -> None:
-        try:
-            counts = self._execute(definition)
-            summary.update(counts, ImportStatus="Completed")
-        except ImportRunError as exc:
-            summary.update(ImportStatus="Error", Message=str(exc))
-            if hasattr(exc, "counts"):
-                summary.update(exc.counts)
-        except Exception as exc:
-            log.exception("import %s failed", definition["CustomerKey"])
-            summary.update(ImportStatus="Error", Message=f"unexpected error: {exc}")
-        summary["EndDate"] = mce_now().isoformat()
-        self.store.replace("ImportResultsSummary", summary_id, summary)
+        # The store is held from the import to its summary: a request waiting for the store
+        # while the rows are written then sees the run ended, not still Processing.
+        with self.store.connection():
+            try:
+                counts = self._execute(definition)
+                summary.update(counts, ImportStatus="Completed")
+            except ImportRunError as exc:
+                summary.update(ImportStatus="Error", Message=str(exc))
+                if hasattr(exc, "counts"):
+                    summary.update(exc.counts)
+            except Exception as exc:
+                log.exception("import %s failed", definition["CustomerKey"])
+                summary.update(ImportStatus="Error", Message=f"unexpected error: {exc}")
+            summary["EndDate"] = mce_now().isoformat()
+            self.store.replace("ImportResultsSummary", summary_id, summary)
 
     def _file(self, definition: dict[str, Any]) -> Path:
         now = mce_now()
