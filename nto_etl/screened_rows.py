@@ -76,6 +76,26 @@ class ScreenedRows:
         index = self.table.schema.get_field_index("__ok")
         self._register(self.table.set_column(index, "__ok", ok))
 
+    def line_breaks(self, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows kept in memory only: the numbers of the rows whose values in the text `columns`
+        hold line feeds, and how many each holds, in row order.
+
+        The columns' bytes are searched once per line feed, and most values hold none: a few
+        hundredths of a second for a million rows, where counting them per row in SQL as the
+        rows are read cost a quarter of a second."""
+        if self.table is None:
+            raise ValueError("line_breaks needs the rows in memory")
+        found: list[np.ndarray] = []
+        for name in columns:
+            first = 0
+            for chunk in self.table.column(name).chunks:
+                found.append(first + _line_feed_values(chunk))
+                first += len(chunk)
+        rows, breaks = np.unique(
+            np.concatenate(found) if found else np.empty(0, np.int64), return_counts=True
+        )
+        return rows + 1, breaks
+
     def release(self) -> None:
         """Free the rows (the memory of the Arrow table, or the table's pages)."""
         if self.table is not None:
@@ -94,6 +114,30 @@ class ScreenedRows:
     def _register(self, table: arrow.Table) -> None:
         self.table = table
         self.con.register(NAME, table)
+
+
+def _line_feed_values(text: arrow.Array) -> np.ndarray:
+    """For each line feed in the text array's values, the index of the value holding it."""
+    if arrow.types.is_string(text.type):
+        offset_type: type[np.signedinteger] = np.int32
+    elif arrow.types.is_large_string(text.type):
+        offset_type = np.int64
+    else:
+        text, offset_type = text.cast(arrow.large_string()), np.int64
+    _, offsets_buffer, data = text.buffers()
+    if data is None or len(text) == 0:
+        return np.empty(0, np.int64)
+    offsets = np.frombuffer(offsets_buffer, offset_type)[text.offset : text.offset + len(text) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    raw = bytes(memoryview(data)[start:end])
+    at, positions = raw.find(b"\n"), []
+    while at >= 0:
+        positions.append(at)
+        at = raw.find(b"\n", at + 1)
+    values = np.searchsorted(offsets, np.asarray(positions, np.int64) + start, side="right") - 1
+    if text.null_count:  # Arrow lets a null value's slot hold bytes: they are no value's
+        values = values[text.is_valid().to_numpy(zero_copy_only=False)[values]]
+    return values.astype(np.int64)
 
 
 def memory_bytes(setting: str) -> int:

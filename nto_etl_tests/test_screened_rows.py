@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pyarrow as arrow
 import pytest
 
-from nto_etl.screened_rows import ScreenedRows, memory_bytes
+from nto_etl.screened_rows import ScreenedRows, _line_feed_values, memory_bytes
 
 ROWS = "SELECT i AS v, i % 3 <> 0 AS __ok FROM range(10, 20) t(i)"
 
@@ -32,6 +33,44 @@ def test_a_query_that_fails_keeps_nothing() -> None:
             rows.fill("SELECT CAST('x' AS INTEGER) AS v, true AS __ok")
         rows.create_empty("v INTEGER, __ok BOOLEAN")
         assert con.sql("SELECT count(*) FROM screened").fetchall() == [(0,)]
+
+
+def test_line_breaks_are_found_per_row_across_columns() -> None:
+    with duckdb.connect() as con:
+        rows = ScreenedRows(con, in_memory=True)
+        rows.fill(
+            "SELECT * FROM (VALUES ('a', 'x'), (E'b\\nc', NULL), ('d', E'y\\n\\nz'), (NULL, 'w'), "
+            "(E'\\n', E'\\n')) t(s, u)"
+        )
+        numbers, breaks = rows.line_breaks(["s", "u"])
+        assert numbers.tolist() == [2, 3, 5] and breaks.tolist() == [1, 2, 2]
+        assert [len(found) for found in rows.line_breaks([])] == [0, 0]
+
+
+def test_line_breaks_need_the_rows_in_memory() -> None:
+    with duckdb.connect() as con:
+        rows = ScreenedRows(con, in_memory=False)
+        rows.fill("SELECT 'a' AS s")
+        with pytest.raises(ValueError, match="in memory"):
+            rows.line_breaks(["s"])
+
+
+@pytest.mark.parametrize("kind", [arrow.string(), arrow.large_string(), arrow.string_view()])
+def test_line_feeds_are_found_in_slices_and_every_text_type(kind: arrow.DataType) -> None:
+    values = arrow.array(["\n", "a\nb", None, "c", "d\ne\nf", "\n"], type=kind)
+    assert _line_feed_values(values).tolist() == [0, 1, 4, 4, 5]
+    assert _line_feed_values(values.slice(2, 3)).tolist() == [2, 2]  # "d\ne\nf" is the slice's third
+    assert _line_feed_values(arrow.array([None, None], type=kind)).tolist() == []
+
+
+def test_a_null_value_holding_bytes_is_no_value() -> None:
+    """Arrow allows a null slot to cover bytes; they belong to no value."""
+    offsets = arrow.py_buffer(np.array([0, 2, 5, 6], dtype=np.int32).tobytes())
+    data = arrow.py_buffer(b"a\nb\ncd")
+    validity = arrow.py_buffer(np.packbits([1, 0, 1], bitorder="little").tobytes())
+    values = arrow.Array.from_buffers(arrow.string(), 3, [validity, offsets, data], null_count=1)
+    assert values.to_pylist() == ["a\n", None, "d"]
+    assert _line_feed_values(values).tolist() == [0]
 
 
 @pytest.mark.parametrize(

@@ -109,19 +109,31 @@ def record_lines(path: Path) -> list[int]:
         pytest.param("rows rows-", "\n", False, id="no line feed at the end"),
         pytest.param("rows broken rows", "\r\n", False, id="CR LF inside a value"),
         pytest.param("rows broken broken rows-", "\n", False, id="line feeds inside values"),
+        pytest.param("rows kept broken kept rows", "\r\n", False, id="line feeds inside staged values"),
         pytest.param("rows blank blank", "\r\n", False, id="blank lines at the end"),
         pytest.param("rows blank blank rows", "\r\n", True, id="blank lines between records"),
         pytest.param("rows broken rows", "\r", True, id="lines ended by bare CRs"),
     ],
 )
-@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+@pytest.mark.parametrize(
+    ("engine", "in_memory"),
+    [("duckdb", True), ("duckdb", False), ("pandas", True)],
+    ids=["duckdb", "duckdb table", "pandas"],
+)
 def test_rejects_lines_whatever_the_line_endings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, ending: str, renumbered: bool, engine: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    ending: str,
+    renumbered: bool,
+    engine: str,
+    in_memory: bool,
 ) -> None:
     """Each reject's line is where its record starts, as Python's csv module counts lines,
     whatever ends the lines and whatever line breaks the values hold. DuckDB's reader skips
     blank lines without a word: only a file whose line feeds do not add up to its records and
-    their breaks is read again, by Python's csv module."""
+    their breaks is read again, by Python's csv module. The line breaks are counted as DuckDB
+    reads the rows, or found in their text afterwards when staging keeps them in memory."""
     ids = iter(range(100))
 
     def part(name: str) -> str:
@@ -132,6 +144,8 @@ def test_rejects_lines_whatever_the_line_endings(
             )
         if name == "broken":  # refused, with a line feed inside a value
             return contact(f"B{next(ids)}", email="bad", street='"12 Main St\nApt 4"')
+        if name == "kept":  # staged, with line feeds inside two values
+            return contact(f"K{next(ids)}", street='"12 Main St\nApt 4"', city='"North\n\nBend"')
         return ""  # a blank line
 
     parts = layout.split()
@@ -150,6 +164,7 @@ def test_rejects_lines_whatever_the_line_endings(
         staging, "_numbered_records", lambda *a: exact_reads.append(a[0]) or numbered_records(*a)
     )
 
+    monkeypatch.setattr(staging, "_in_memory", lambda size: in_memory)
     result = stage_export(str(path), Contact, tmp_path / "out", engine=engine)  # type: ignore[arg-type]
 
     assert result.engine == engine

@@ -109,9 +109,14 @@ class Screen:
     def as_read(self) -> str:
         """Select list over such a table giving each column's text as read, for pandera to judge."""
         return ", ".join(
-            f"{ident(RAW + f.name)} AS {ident(f.name)}" if f.field_type not in TEXT_TYPES else ident(f.name)
-            for f in self.fields
+            ident(column) if column == f.name else f"{ident(column)} AS {ident(f.name)}"
+            for f, column in zip(self.fields, self.as_read_columns(), strict=True)
         )
+
+    def as_read_columns(self) -> list[str]:
+        """The columns of such a table holding text as read: each text column whole, and for
+        a typed column, the text of the rows the screen refused."""
+        return [RAW + f.name if f.field_type not in TEXT_TYPES else f.name for f in self.fields]
 
 
 def _unless(skip: str | None, expr: str, kept: bool) -> str:
