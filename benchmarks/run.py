@@ -91,7 +91,20 @@ def report(results: list[dict], scale: float, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def measuring_command(args: argparse.Namespace) -> str:
+    """The command as the report names it: what was measured, not where its files went
+    (`--work` and `--out` are paths of this machine)."""
+    parts = ["python -m benchmarks.run"]
+    if args.scale != 1.0:
+        parts.append(f"--scale {args.scale:g}")
+    if args.only:
+        parts.append(f"--only {args.only}")
+    if args.report_only:
+        parts.append("--report-only")
+    return " ".join(parts)
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--scale", type=float, default=1.0, help="fraction of the target sizes (1.0 = 1M / 10M rows)"
@@ -102,7 +115,11 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the stored results"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     names = [] if args.report_only else args.only.split(",") if args.only else SCENARIOS
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -111,7 +128,7 @@ def main() -> None:
     history = work / "results.jsonl"
     started = time.monotonic()
     everything = set(names) == set(SCENARIOS) and args.scale == 1.0
-    command = "make bench" if everything else " ".join(["python -m benchmarks.run", *sys.argv[1:]])
+    command = "make bench" if everything else measuring_command(args)
     for name in names:
         print(f"running {name} ...", flush=True)
         result = {

@@ -52,3 +52,18 @@ def test_the_report_has_a_row_and_a_note_per_scenario(results: dict[str, dict[st
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split(" | ")[0].strip("| ") for r in rows] == run.SCENARIOS
     assert all(f"- **{name}**:" in report for name in run.SCENARIOS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (
+            ["--only", "stage,sync", "--out", "/some/where/report.md", "--work", "/scratch/bench"],
+            "--only stage,sync",
+        ),
+        (["--scale", "0.01", "--report-only", "--out", "r.md"], "--scale 0.01 --report-only"),
+    ],
+)
+def test_the_report_names_what_was_measured_not_where_its_files_went(argv: list[str], named: str) -> None:
+    args = run.parser().parse_args(argv)
+    assert run.measuring_command(args) == f"python -m benchmarks.run {named}"
