@@ -279,9 +279,9 @@ def _stage_screened(
     """The DuckDB engine; None when DuckDB's reader refuses the file (the pandas engine then reads it).
 
     The line breaks inside values are counted (`newlines`), for the line numbers of the rows
-    reported in the rejects. When they and the rows do not add up to
-    the file's line feeds (blank lines, which the reader skips, or lines ended by bare
-    carriage returns), Python's csv module numbers the lines instead."""
+    reported in the rejects. When they and the rows do not add up to the file's line feeds
+    (blank lines, which the reader skips, or lines ended by bare carriage returns), Python's
+    csv module numbers the lines instead."""
     file_rows = f"SELECT * FROM {_as_text(con, export)}"
     columns = [f.name for f in screen.fields]
     extra: list[str] = []

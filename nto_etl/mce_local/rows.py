@@ -105,17 +105,18 @@ def apply_rows(
         # the old one deleted. DuckDB updates in place cost a second for 30k rows of a 1M-row table;
         # this costs a tenth of that. (The updated rows then come last in table order, which MCE
         # does not define either.)
-        merged = ", ".join(
-            f"CASE WHEN inc.{presence(i)} THEN {value_sql(f, 'inc.' + q(f.name))} ELSE de.{q(f.name)} END "
-            f"AS {q(f.name)}"
-            for i, f in enumerate(fields)
-        )
-        kept_from = f"JOIN {table} de ON {match}"
         if _supplies_every_field(con, incoming, len(fields)):
             # Nothing is kept from the stored rows: reading the whole data extension to merge
             # them would cost more than the rest of the import.
             merged = ", ".join(f"{value_sql(f, 'inc.' + q(f.name))} AS {q(f.name)}" for f in fields)
             kept_from = ""
+        else:
+            merged = ", ".join(
+                f"CASE WHEN inc.{presence(i)} THEN {value_sql(f, 'inc.' + q(f.name))} ELSE de.{q(f.name)} END "
+                f"AS {q(f.name)}"
+                for i, f in enumerate(fields)
+            )
+            kept_from = f"JOIN {table} de ON {match}"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __updated AS SELECT {merged} FROM {incoming} inc "
             f"JOIN __outcome o USING (__ord) {kept_from} WHERE o.status = 'update' ORDER BY inc.__ord"
