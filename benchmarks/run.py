@@ -105,17 +105,17 @@ def measuring_command(args: argparse.Namespace) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
+    arguments = argparse.ArgumentParser(description=__doc__)
+    arguments.add_argument(
         "--scale", type=float, default=1.0, help="fraction of the target sizes (1.0 = 1M / 10M rows)"
     )
-    parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
-    parser.add_argument("--work", default=".state/bench")
-    parser.add_argument("--out", default="docs/PERFORMANCE.md")
-    parser.add_argument(
+    arguments.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    arguments.add_argument("--work", default=".state/bench")
+    arguments.add_argument("--out", default="docs/PERFORMANCE.md")
+    arguments.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the stored results"
     )
-    return parser
+    return arguments
 
 
 def main() -> None:
