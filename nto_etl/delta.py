@@ -151,9 +151,11 @@ def _compare(
     changed = (
         "k.row_key IS NULL OR NOT (k.row_hash = s.__hash OR coalesce(k.modified_at > s.__modified, false))"
     )
-    # A row MCE holds with the same hash and no raw fingerprint recorded yet (one recorded is
-    # kept: a re-run of another day then changes nothing).
-    refresh = "k.row_hash = s.__hash AND s.__fp IS NOT NULL AND k.raw_fp IS NULL"
+    # A row MCE holds with the same hash, staged from raw values of another fingerprint (or
+    # none recorded yet): the fingerprint and the day become this staging's. Under new rules
+    # (an upgrade of pandas, say) every fingerprint is new; kept, the old ones would never be
+    # found again and no later day would skip a row. A re-run of the same day changes nothing.
+    refresh = "k.row_hash = s.__hash AND s.__fp IS NOT NULL AND k.raw_fp IS DISTINCT FROM s.__fp"
     kept = ", ".join(
         f"CASE WHEN __changed {'OR __refresh ' if c in ('__key', '__fp') else ''}THEN {ident(c)} END AS {ident(c)}"
         for c in [*columns, *HASHED]

@@ -123,7 +123,8 @@ def test_a_daily_full_export_uploads_only_what_changed(
     }
     con = duckdb.connect()
     outcomes = {}
-    for day, rows in days.items():
+
+    def run(day: str, rows: list[str]) -> Path:
         known = known_fingerprints(con, key, day)
         staged = stage_export(
             str(write_export(tmp_path, rows, name=f"contacts_{day}.csv")),
@@ -140,6 +141,10 @@ def test_a_daily_full_export_uploads_only_what_changed(
             staged.rows_staged,
             outcome.rows_uploaded,
         )
+        return staged.staged_path
+
+    for day, rows in days.items():
+        staged_path = run(day, rows)
     assert outcomes == {
         "2026-11-01": (False, 0, 6, 6),  # first import: nothing fingerprinted
         "2026-11-02": (0, 0, 6, 1),  # fingerprints every row; the delta sends the changed one
@@ -148,10 +153,17 @@ def test_a_daily_full_export_uploads_only_what_changed(
     # A full refresh sends every row: the day's staged file left five out, so it stops before any upload.
     with pytest.raises(PartialStagingError, match="left out 5 rows MCE already holds"):
         sync_partition(
-            client, sftp, kept_open(con), export, staged.staged_path, "2026-11-03", tmp_path / "up",
+            client, sftp, kept_open(con), export, staged_path, "2026-11-03", tmp_path / "up",
             full_refresh=True,
         )  # fmt: skip
     assert con.execute("SELECT count(*) FROM import_ledger").fetchall() == [(3,)]
+    # After an upgrade every fingerprint is new: a day stages every row again and sends none,
+    # and records the new fingerprints, so the day after skips the rows again.
+    rules_identity = staging.rules_identity
+    with mock.patch.object(staging, "rules_identity", lambda *parts: rules_identity(*parts, "upgraded")):
+        run("2026-11-04", days["2026-11-03"])
+        run("2026-11-05", days["2026-11-03"])
+    assert outcomes["2026-11-04"] == (7, 0, 7, 0) and outcomes["2026-11-05"] == (7, 7, 0, 0)
     held = all_rows(client, key, ["subscriber_key", "first_name"])
     assert {k: v["first_name"] for k, v in held.items()} == {
         "KC1": "Cy", "KC2": "Ann", "KC3": "Ann", "KC4": "Ann", "KC5": "Ann", "KC6": "Bea", "KC7": "Ann"

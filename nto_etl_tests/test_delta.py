@@ -185,10 +185,15 @@ def test_the_delta_records_each_rows_fingerprint_and_the_day_that_staged_it(tmp_
     assert set(known_fingerprints(con, "contacts", "2026-11-03").values) == {11, 12, 13}  # type: ignore[union-attr]
     assert len(known_fingerprints(con, "contacts", "2026-11-02")) == 0  # type: ignore[arg-type]
 
-    # A fingerprint recorded is kept when the same staged row comes from other raw values.
-    assert delta(con, staged(tmp_path, [row(1)], "day3.csv"), tmp_path / "d3.csv", [99], "2026-11-03")[0] == 0
-    imported(con, day="2026-11-03")
-    assert recorded(con)["K001"] == (11, "2026-11-02")
+    # The same staged row from other raw values (or under other rules) is recorded under them:
+    # a later day finds those. A re-run of a day changes nothing.
+    for _ in range(2):
+        day3 = staged(tmp_path, [row(1)], "day3.csv")
+        assert delta(con, day3, tmp_path / "d3.csv", [99], "2026-11-03")[0] == 0
+        imported(con, day="2026-11-03")
+        assert recorded(con)["K001"] == (99, "2026-11-03")
+    assert delta(con, day2, tmp_path / "d2.csv", [11, 12, 13], "2026-11-02")[0] == 0
+    assert recorded(con)["K001"] == (11, "2026-11-02") and recorded(con)["K002"] == (12, "2026-11-02")
 
 
 def test_fingerprints_that_do_not_match_the_staged_rows_stop_the_delta(tmp_path: Path) -> None:
