@@ -11,7 +11,7 @@ skips the rows whose fingerprint is among them.
 The rules' identity covers the screen, the rendering and the versions of DuckDB (its `hash()`
 is not promised to stay the same across versions), pandas and pandera (which decide the rows
 the screen does not pass): a change to any of them makes every fingerprint new, so every
-row is validated again.
+row is validated again, and the delta records the new fingerprints for the days after.
 
     known = known_fingerprints(con, "NTO_Contacts")  # what MCE holds (nto_etl.delta)
     result = stage_export(url, Contact, out, known=known)
