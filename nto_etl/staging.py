@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +59,7 @@ STAGED_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
 REJECT_COLUMNS = ["row", "line", "column", "check", "value"]
 DELIMITER_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 Engine = Literal["duckdb", "pandas"]
+log = logging.getLogger(__name__)
 
 
 class ExportFileError(ValueError):
@@ -308,7 +310,14 @@ def _stage_screened(
     counted = [] if searched else [_breaks(columns)]
     try:
         rows = screened.fill(screen.screening(file_rows, *counted, *extra, skip=skip, keep=keep))  # one pass
-    except duckdb.InvalidInputException:
+    except duckdb.InvalidInputException as exc:
+        # Said, because the fallback is slower and skips no row: an error of the query's own
+        # making (the fingerprints' lookup, say) would otherwise pass for the file's.
+        log.info(
+            "%s: staged by the pandas engine, as DuckDB stopped reading it: %s",
+            shown_url(export.url),
+            _said(exc, export.url),
+        )
         return None
     if searched:
         numbers, counts = screened.line_breaks(screen.as_read_columns())
@@ -339,6 +348,12 @@ def _stage_screened(
         insert_frame(con, "rejects", rejects)
     con.execute("DROP TABLE failing")
     return rows
+
+
+def _said(exc: Exception, url: str) -> str:
+    """The first line of DuckDB's error, the export's URL in it shown without a password."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return first.replace(url, shown_url(url))
 
 
 def _as_text(con: duckdb.DuckDBPyConnection, export: _Export) -> str:

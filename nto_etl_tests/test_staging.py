@@ -89,6 +89,25 @@ def test_rejects_name_row_line_column_check_and_value(tmp_path: Path) -> None:
     assert result.failures["email: mce_syntax(rule=email)"] == 1
 
 
+def test_a_file_duckdb_stops_on_is_staged_by_pandas_and_the_log_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    export = write_export(tmp_path, [CONTACTS_HEADER, contact("C1"), "C5,KC5,c5@example.com,Short"])
+    with caplog.at_level("INFO", logger="nto_etl.staging"):
+        result = stage_export(str(export), Contact, tmp_path / "out")
+    assert result.engine == "pandas" and result.rows_rejected == 1
+    [said] = [r.getMessage() for r in caplog.records if "pandas engine" in r.getMessage()]
+    prefix = f"{export}: staged by the pandas engine, as DuckDB stopped reading it: "
+    assert said.startswith(prefix) and "Error" in said.removeprefix(prefix)  # DuckDB's own words
+    assert "\n" not in said
+
+
+def test_duckdbs_reason_shows_the_exports_url_without_its_password() -> None:
+    url = "sftp://crm:s3cret@crm.example/exports/contacts.csv"
+    said = staging._said(duckdb.InvalidInputException(f"Could not read {url}\nmore detail"), url)
+    assert said == "Could not read sftp://crm:***@crm.example/exports/contacts.csv"
+
+
 def record_lines(path: Path) -> list[int]:
     """The line each record starts on, as Python's csv module reads the file (blank lines skipped)."""
     starts, after = [], 1
