@@ -80,10 +80,10 @@ class ScreenedRows:
         """Rows kept in memory only: the numbers of the rows whose values in the text `columns`
         hold line feeds, and how many each holds, in row order.
 
-        The columns' bytes are searched once per line feed, and most values hold none: a few
-        hundredths of a second for a million rows, where counting them per row in SQL as the
-        rows are read cost a quarter of a second, and pyarrow's `count_substring`, which looks
-        at every value, half a second."""
+        Each column's bytes are compared with a line feed in one numpy pass: a few hundredths
+        of a second for a million rows, where counting them per row in SQL as the rows are read
+        cost a quarter of a second, and pyarrow's `count_substring`, which looks at every value
+        on its own, half a second."""
         if self.table is None:
             raise ValueError("line_breaks needs the rows in memory")
         found: list[np.ndarray] = []
@@ -130,12 +130,8 @@ def _line_feed_values(text: arrow.Array) -> np.ndarray:
         return np.empty(0, np.int64)
     offsets = np.frombuffer(offsets_buffer, offset_type)[text.offset : text.offset + len(text) + 1]
     start, end = int(offsets[0]), int(offsets[-1])
-    raw = bytes(memoryview(data)[start:end])
-    at, positions = raw.find(b"\n"), []
-    while at >= 0:
-        positions.append(at)
-        at = raw.find(b"\n", at + 1)
-    values = np.searchsorted(offsets, np.asarray(positions, np.int64) + start, side="right") - 1
+    found = np.flatnonzero(np.frombuffer(data, np.uint8, count=end - start, offset=start) == ord("\n"))
+    values = np.searchsorted(offsets, found + start, side="right") - 1
     if text.null_count:  # Arrow lets a null value's slot hold bytes: they are no value's
         values = values[text.is_valid().to_numpy(zero_copy_only=False)[values]]
     return values.astype(np.int64)
