@@ -47,6 +47,20 @@ def test_sync_uploads_only_the_changed_rows(results: dict[str, dict[str, Any]]) 
     assert 0 < sync["rows_uploaded"] <= sync["rows"] - sync["rows_skipped"]
 
 
+def test_tracking_merges_the_same_file_again_without_reading_it_unless_asked(
+    results: dict[str, dict[str, Any]],
+) -> None:
+    tracking = results["tracking"]
+    assert {k: v for k, v in tracking["merged_again"].items() if k != "seconds"} == {
+        "path": "recorded",
+        "new": 0,
+    }
+    assert {k: v for k, v in tracking["compared_again"].items() if k != "seconds"} == {
+        "path": "screened",
+        "new": 0,
+    }
+
+
 def test_the_report_has_a_row_and_a_note_per_scenario(results: dict[str, dict[str, Any]]) -> None:
     report = run.report(list(results.values()), SCALE, "pytest")
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]

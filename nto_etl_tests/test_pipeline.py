@@ -268,12 +268,19 @@ def test_a_backfill_over_days_already_done_changes_nothing(pipeline: Pipeline) -
     for day in DAYS:
         result = pipeline.run(CRM | TRACKING, day)
         assert result.success
+        # MCE extracted the same events again: the same files, known to be merged already.
+        [merged] = result.asset_materializations_for_node("warehouse__tracking_events")
+        assert (merged.metadata["merge_path"].value, merged.metadata["events_new"].value) == ("recorded", 0)
         [synced] = result.asset_materializations_for_node("mce__contacts_de")
         assert (
             synced.metadata["outcome"].value == "nothing changed since the last successful import: no import"
         )
         removed.append(synced.metadata["old_files_removed"].value)
     assert removed == [1, 0, 0]  # the sync's delta files older than NTO_KEEP_FILES_DAYS (30) go
+    compare = {"warehouse__tracking_events": {"compare_again": True}}
+    compared = pipeline.run(dg.AssetSelection.assets(["warehouse", "tracking_events"]), DAYS[0], compare)
+    [merged] = compared.asset_materializations_for_node("warehouse__tracking_events")
+    assert (merged.metadata["merge_path"].value, merged.metadata["events_new"].value) == ("screened", 0)
     assert not old.exists() and recent.exists()
     assert pipeline.run(LATER).success
     assert fingerprint(pipeline) == before

@@ -41,7 +41,7 @@ def test_merging_again_and_overlapping_files_insert_nothing_twice(tmp_path: Path
     first = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
     assert (first.read, first.new, first.path) == (6, 6, "straight")
     assert first.by_type == {"Click": 2, "HardBounce": 1, "Open": 1, "Sent": 1, "Unsubscribe": 1}
-    again = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01")
+    again = merge_event_files(con, [events_file(tmp_path, EVENTS)], "2026-11-01", compare_again=True)
     assert (again.read, again.new, again.path) == (6, 0, "screened")
     late = "9001,K4,Open,2026-11-01 23:59:59,,,,1"
     overlap = events_file(tmp_path, [*EVENTS[3:], late, late], name="next_window.csv")
@@ -63,6 +63,65 @@ def test_a_repeated_key_is_found_whether_the_hashes_are_sorted_at_once_or_in_sli
     repeated = merge_event_files(con, [events_file(tmp_path, [*EVENTS, EVENTS[0]], "repeat.csv")], "p")
     assert (repeated.read, repeated.new, repeated.path) == (7, 6, "screened")
     assert len(table(con)) == 6
+
+
+def test_the_same_files_merged_again_are_recognised_and_change_nothing(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    files = [events_file(tmp_path, EVENTS[:4], name="a.csv"), events_file(tmp_path, EVENTS[4:], name="b.csv")]
+    first = merge_event_files(con, files, "2026-11-01")
+    before = table(con)
+    again = merge_event_files(con, list(reversed(files)), "2026-11-01")  # the order does not matter
+    assert (again.read, again.new, again.path, again.by_type) == (6, 0, "recorded", first.by_type)
+    assert table(con) == before
+    # Compared all the same when asked: the same answer, the long way.
+    compared = merge_event_files(con, files, "2026-11-01", compare_again=True)
+    assert (compared.read, compared.new, compared.path) == (6, 0, "screened")
+    assert table(con) == before
+    assert con.execute(
+        "SELECT _partition, len(files), partition_events FROM tracking_merged_files"
+    ).fetchall() == [("2026-11-01", 2, 6)]
+
+
+def test_other_files_or_the_same_read_another_way_are_merged_in_full(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS)], "p")
+    late = "9001,K4,Open,2026-11-01 23:59:59,,,,1"
+    more = merge_event_files(con, [events_file(tmp_path, [*EVENTS, late])], "p")
+    assert (more.read, more.new, more.path) == (7, 1, "screened")
+    # The same bytes with another date format named: they may be other events, so they are read.
+    reread = EventFile(tmp_path / "events.csv", date_format="%Y-%m-%d %H:%M:%S")
+    assert (merge_event_files(con, [reread], "p").path, len(table(con))) == ("screened", 7)
+    # Fewer files than last time: merged in full too.
+    fewer = merge_event_files(con, [events_file(tmp_path, EVENTS[:2], name="part.csv")], "p")
+    assert (fewer.new, fewer.path) == (0, "screened")
+
+
+def test_a_partition_that_lost_events_is_merged_in_full_and_gets_them_back(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS)], "p")
+    before = table(con)
+    con.execute("DELETE FROM tracking_events WHERE event_type = 'Click'")  # by hand
+    again = merge_event_files(con, [events_file(tmp_path, EVENTS)], "p")
+    assert (again.new, again.path) == (2, "screened")
+    assert table(con) == before
+    # Events the API added to the partition: its count is not the recorded one either.
+    api = events_file(tmp_path, ["9001,K9,Sent,2026-11-01 08:00:00,,,,1"], "api.csv")
+    frame = pd.read_csv(api.path, dtype=str, keep_default_na=False)
+    merge_events(con, frame, "p")
+    assert merge_event_files(con, [events_file(tmp_path, EVENTS)], "p").path == "screened"
+    assert merge_event_files(con, [events_file(tmp_path, EVENTS)], "p").path == "recorded"
+
+
+def test_a_failed_merge_leaves_the_record_as_it_was(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    merge_event_files(con, [events_file(tmp_path, EVENTS)], "p")
+    bad = events_file(tmp_path, ["9001,K5,Forward,2026-11-01 10:00:00,,,,1"], name="bad.csv")
+    with pytest.raises(EventFileError):
+        merge_event_files(con, [events_file(tmp_path, EVENTS), bad], "p")
+    assert merge_event_files(con, [events_file(tmp_path, EVENTS)], "p").path == "recorded"
+    with pytest.raises(EventFileError):
+        merge_event_files(con, [bad], "q")  # a first merge: nothing inserted, nothing recorded
+    assert con.execute("SELECT _partition FROM tracking_merged_files").fetchall() == [("p",)]
 
 
 def test_a_first_merge_overlapping_another_partition_keeps_only_new_events(tmp_path: Path) -> None:

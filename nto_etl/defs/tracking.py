@@ -20,6 +20,13 @@ FILE_TRANSFER_KEY = "NTO_Safehouse_To_Export"
 OVERLAP_DAYS = 1
 
 
+class TrackingMergeConfig(dg.Config):
+    compare_again: bool = False
+    """Compare every event of the extract with the warehouse's, even when the partition was last
+    merged from these very files (which are then known to be there): after events were deleted
+    by hand from another partition."""
+
+
 def extract_name(partition: str) -> str:
     return f"tracking_{partition}.zip"
 
@@ -61,11 +68,15 @@ def tracking_extract(context: dg.AssetExecutionContext, mce: MceResource) -> dg.
     pool="duckdb",
     retry_policy=network_retry,
     description="Tracking events from the day's extract, validated (TrackingEvent contract) and merged on "
-    "(send, subscriber, type, date, URL): re-reads and late events never duplicate. The extract's send jobs "
+    "(send, subscriber, type, date, URL): re-reads and late events never duplicate; the same extract merged "
+    "again is recognised by its files' SHA-256 and not read (merge_path: recorded). The extract's send jobs "
     "(each send's email name, subject and time) go to the send_jobs table.",
 )
 def tracking_events(
-    context: dg.AssetExecutionContext, mce: MceResource, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext,
+    config: TrackingMergeConfig,
+    mce: MceResource,
+    warehouse: DuckDBResource,
 ) -> dg.MaterializeResult:
     with tempfile.TemporaryDirectory() as tmp:
         with mce_failures(), mce.sftp() as fs:
@@ -73,7 +84,7 @@ def tracking_events(
         files = extract_files(Path(downloaded.path), Path(tmp) / "events")
         jobs = send_jobs_file(Path(downloaded.path), Path(tmp) / "send_jobs")
         with warehouse_connection(warehouse) as con:
-            merged = merge_event_files(con, files, context.partition_key)
+            merged = merge_event_files(con, files, context.partition_key, compare_again=config.compare_again)
             sends = merge_send_jobs(con, jobs, context.partition_key) if jobs else 0
             total = scalar(con, "SELECT count(*) FROM tracking_events")
     return dg.MaterializeResult(

@@ -13,13 +13,17 @@ Two ways to the same table:
 - screened, otherwise (a partition merged again, a refused row, a repeated key): the files
   are screened into a temporary table first, pandera judges the refused rows, and only the
   events not already there are inserted.
+And none at all for a partition merged again from the files it was last merged from, read
+the same way: their events are all there already (`merged_files`), so none is read.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import pandas as pd
 
 from nto_etl.contracts import TrackingEvent, de_fields, duckdb_columns
 from nto_etl.contracts.screen import Screen, compile_screen
+from nto_etl.fingerprints import rules_identity
 from nto_etl.mce import rules
 from nto_etl.mce.tracking import RENAMES, is_send_jobs_file
 from nto_etl.sql import (
@@ -43,6 +48,8 @@ from nto_etl.sql import (
     unordered_inserts,
 )
 from nto_etl.staging import validate_chunk
+from nto_etl.transfer import sha256_file
+from nto_etl.warehouse import merged_files
 from nto_etl.warehouse.loads import ensure_table
 
 NATURAL_KEY = ("send_id", "subscriber_key", "event_type", "event_date", "url")
@@ -69,7 +76,9 @@ class MergeResult:
     read: int
     new: int
     by_type: dict[str, int]  # events read, by type
-    path: str = "screened"  # "straight" or "screened" (see the module's docstring)
+    # "straight", "screened" (see the module's docstring) or "recorded": the partition was merged
+    # from the same files before (`merged_files`), so none was read; `read` is what they hold.
+    path: str = "screened"
 
 
 class EventFileError(ValueError):
@@ -111,20 +120,49 @@ def unpacked(archive: Path, into: Path, wanted: Callable[[str], bool]) -> list[P
 
 
 def merge_event_files(
-    con: duckdb.DuckDBPyConnection, files: Sequence[EventFile], partition: str
+    con: duckdb.DuckDBPyConnection, files: Sequence[EventFile], partition: str, *, compare_again: bool = False
 ) -> MergeResult:
     """Validate every file, then insert the events the warehouse does not have, in one transaction.
 
-    Nothing is inserted unless every event of every file is valid.
+    Nothing is inserted unless every event of every file is valid. A partition merged again
+    from the same files, read the same way, is recognised (`merged_files`) and nothing is read;
+    `compare_again` compares their events all the same (after events were deleted by hand).
     """
     ensure_table(con, "tracking_events", TrackingEvent)
     screen = compile_screen(TrackingEvent)
     assert screen is not None, "TrackingEvent's rules all have a SQL form"
-    if not scalar(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition]):
-        straight = _merge_straight(con, files, screen, partition)
-        if straight is not None:
-            return straight
-    return _merge_screened(con, files, screen, partition)
+    with ThreadPoolExecutor(2) as pool:  # hashing releases the GIL: it runs beside DuckDB's reading
+        digests = [pool.submit(sha256_file, file.path) for file in files]
+
+        def entries() -> list[str]:
+            return [
+                merged_files.entry(digest.result(), _reading(file, screen))
+                for digest, file in zip(digests, files, strict=True)
+            ]
+
+        result = None
+        if not scalar(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition]):
+            result = _merge_straight(con, files, screen, partition)
+        elif not compare_again:
+            by_type = merged_files.recorded_by_type(con, partition, entries())
+            if by_type is not None:
+                return MergeResult(sum(by_type.values()), 0, by_type, "recorded")
+        if result is None:
+            result = _merge_screened(con, files, screen, partition)
+        merged_files.record(con, partition, entries(), result.by_type)
+    return result
+
+
+def _reading(file: EventFile, screen: Screen) -> str:
+    """How `file`'s bytes become events: its columns and dates, the contract's rules, the key."""
+    return rules_identity(
+        json.dumps(sorted(file.renames.items())),
+        file.date_format or "",
+        ",".join(file.date_columns),
+        screen.passes,
+        *screen.typed.values(),
+        ",".join(NATURAL_KEY),
+    )
 
 
 def _merge_screened(
