@@ -376,10 +376,12 @@ def scenario_tracking(scale: float, work: Path) -> dict[str, Any]:
         "merged_again": {"seconds": again, "path": second.path, "new": second.new},
         "compared_again": {"seconds": compared, "path": second_compared.path, "new": second_compared.new},
         "notes": f"Best of three: {first.new:,} events inserted ({first.path} merge), the file's SHA-256 computed "
-        f"beside it. Merging the same file again took {again:.2f} s ({second.path} merge: the partition was last "
+        f"beside it. Merging the same file again took {again:.2f} s ({again / seconds:.2f}x the first merge; "
+        f"{second.path} merge: the partition was last "
         "merged from this file, read the same way, and holds the events it held then, so every one of them is there; "
         f"nothing is read) and inserted {second.new:,}. Compared event by event all the same (compare_again), "
-        f"{compared:.1f} s ({compared / baseline:.2f}x, {second_compared.path} merge), inserting "
+        f"{compared:.1f} s ({compared / baseline:.2f}x, {compared / seconds:.2f}x the first merge, "
+        f"{second_compared.path} merge), inserting "
         f"{second_compared.new:,}; with the next day's {rows:,} events in the warehouse too, {beside:.1f} s "
         f"({beside / baseline:.2f}x), inserting {third.new:,}. "
         "A partition's first merge inserts while DuckDB reads the file, every row screened with the "

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from nto_etl.sql import scalar, transaction
+from nto_etl.sql import scalar
 
 TABLE = "tracking_merged_files"
 
@@ -52,13 +52,10 @@ def record(
     """After a merge of `partition` from the files `entries` committed: every event they hold
     (`by_type`, counted by type) is in the warehouse, and the partition holds what it holds now."""
     ensure_table(con)
-    with transaction(con):
-        events = _partition_events(con, partition)
-        con.execute(f"DELETE FROM {TABLE} WHERE _partition = ?", [partition])
-        con.execute(
-            f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-            [partition, sorted(entries), json.dumps(by_type, sort_keys=True), events],
-        )
+    con.execute(
+        f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+        [partition, sorted(entries), json.dumps(by_type, sort_keys=True), _partition_events(con, partition)],
+    )
 
 
 def recorded_by_type(
