@@ -54,7 +54,7 @@ def record(
     ensure_table(con)
     con.execute(
         f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
-        [partition, sorted(entries), json.dumps(by_type, sort_keys=True), _partition_events(con, partition)],
+        [partition, sorted(entries), json.dumps(by_type, sort_keys=True), partition_events(con, partition)],
     )
 
 
@@ -70,10 +70,11 @@ def recorded_by_type(
     if not found:
         return None
     [(files, by_type, events)] = found
-    if sorted(files) != sorted(entries) or _partition_events(con, partition) != events:
+    if sorted(files) != sorted(entries) or partition_events(con, partition) != events:
         return None
     return {str(k): int(v) for k, v in json.loads(by_type).items()}
 
 
-def _partition_events(con: duckdb.DuckDBPyConnection, partition: str) -> int:
+def partition_events(con: duckdb.DuckDBPyConnection, partition: str) -> int:
+    """The events `partition` holds in `tracking_events`."""
     return scalar(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition])

@@ -141,7 +141,7 @@ def merge_event_files(
             ]
 
         result = None
-        if not scalar(con, "SELECT count(*) FROM tracking_events WHERE _partition = ?", [partition]):
+        if not merged_files.partition_events(con, partition):
             result = _merge_straight(con, files, screen, partition)
         elif not compare_again:
             by_type = merged_files.recorded_by_type(con, partition, entries())
