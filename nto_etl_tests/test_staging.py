@@ -196,6 +196,22 @@ def test_rejects_lines_whatever_the_line_endings(
     assert bool(exact_reads) is renumbered
 
 
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in memory", "in a table"])
+def test_a_renumbered_file_renumbers_every_reject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+) -> None:
+    """Line numbers are checked against the file's line feeds only once every reject is known:
+    after blank lines, a repeated key's reject is renumbered with pandera's."""
+    monkeypatch.setattr(staging, "_in_memory", lambda size: in_memory)
+    lines = [CONTACTS_HEADER, contact("C1"), "", "", contact("C2", email="bad"), "", contact("C1")]
+    path = write_export(tmp_path, lines)
+    result = stage_export(str(path), Contact, tmp_path / "out")
+    starts = record_lines(path)
+    assert starts == [2, 5, 7]
+    found = sorted((r["row"], r["line"], r["check"] == "duplicate_key") for r in rejects(result))
+    assert found == [("1", "2", True), ("2", "5", False)]  # the email's
+
+
 def test_lines_are_not_reported_when_the_two_readers_disagree_on_the_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
