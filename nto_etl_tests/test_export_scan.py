@@ -11,14 +11,16 @@ from nto_etl import export_scan
 from nto_etl.export_scan import scan_export
 
 
+@pytest.mark.parametrize("tail_bytes", [1, 4096], ids=["tail of 1 byte", "whole block as tail"])
 @pytest.mark.parametrize("block_bytes", [1, 2, 3, 7, 1024])
 def test_counts_do_not_depend_on_where_blocks_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, tail_bytes: int
 ) -> None:
     data = b'a,b\r\n1,"x\r\ny"\r\n2,"bare\rreturn"\n3,z\r\r\n\n\r\n'
     path = tmp_path / "export.csv"
     path.write_bytes(data)
     monkeypatch.setattr(export_scan, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(export_scan, "TAIL_BYTES", tail_bytes)  # where a block's text ends is looked for
     scan = scan_export(str(path), {})
     assert scan.sha256 == hashlib.sha256(data).hexdigest()
     assert scan.size == len(data)
