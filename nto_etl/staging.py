@@ -360,8 +360,8 @@ def _check_line_numbers(con: duckdb.DuckDBPyConnection, export: _Export, rows: i
         )
     # A reject's line follows from its row (the DuckDB engine's rejects all do): renumbered.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE rejects AS SELECT f.row, f.row + 1 + coalesce(n.upto, 0) AS line, "
-        'f."column", f."check", f.value FROM rejects f ASOF LEFT JOIN newlines n ON f.row > n.__row'
+        f'CREATE OR REPLACE TEMP TABLE rejects AS SELECT f.row, {LINE} AS line, f."column", f."check", '
+        f"f.value FROM (SELECT *, row AS __row FROM rejects) f {LINES_BEFORE}"
     )
 
 
@@ -441,14 +441,13 @@ class _Scan:
         self.pool, self.source, self.options = pool, source, options
         self.future: Future[ExportScan] | None = None
 
-    def start(self) -> None:
+    def start(self) -> Future[ExportScan]:
         if self.future is None:
             self.future = self.pool.submit(self._scan)
+        return self.future
 
     def result(self) -> ExportScan:
-        self.start()
-        assert self.future is not None
-        return self.future.result()
+        return self.start().result()
 
     def _scan(self) -> ExportScan:
         try:
